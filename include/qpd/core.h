@@ -1,0 +1,211 @@
+/*
+ * qpd/core.h - instances, plugins, events, errors and statistics.
+ *
+ * Every slow-path function returns 0 or a negative errno and never aborts
+ * on caller error; it calls the optional error hook of the instance first.
+ * No function in this header may be called while the caller holds a lock
+ * that a qpd callback could also take.
+ */
+#ifndef QPD_CORE_H
+#define QPD_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ck_bitmap.h>
+#include <ck_epoch.h>
+#include <ck_pr.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A plugin's identity: unique and non-zero for the life of its instance. */
+typedef uint64_t qpd_plugin_id;
+
+struct qpd;
+
+/* Events a plugin can subscribe to; the values are stable. */
+enum qpd_event {
+	QPD_EV_VCPU_INIT = 0,
+	QPD_EV_VCPU_EXIT,
+	QPD_EV_VCPU_IDLE,
+	QPD_EV_VCPU_RESUME,
+	QPD_EV_VCPU_TB_TRANS,
+	QPD_EV_VCPU_SYSCALL,
+	QPD_EV_VCPU_SYSCALL_RET,
+	QPD_EV_FLUSH,
+	QPD_EV_ATEXIT,
+	QPD_EV_VCPU_INTERRUPT,
+	QPD_EV_VCPU_EXCEPTION,
+	QPD_EV_VCPU_HOSTCALL,
+	QPD_EV_VCPU_SYSCALL_FILTER,
+	QPD_EV_COUNT /* number of events defined today */
+};
+
+/* Every event mask has room for this many events. */
+#define QPD_EV_CAPACITY 64
+
+/* Kinds of control-flow discontinuity reported through qpd_discon(). */
+enum qpd_discon_type {
+	QPD_DISCON_INTERRUPT = 1,
+	QPD_DISCON_EXCEPTION = 2,
+	QPD_DISCON_HOSTCALL = 4,
+};
+
+/*
+ * Callback signatures, by event.  udata is the pointer given at
+ * registration; the (fn, udata) pair a callback sees is always one that was
+ * registered together.
+ */
+typedef void (*qpd_vcpu_cb_t)(qpd_plugin_id id, unsigned vcpu, void *udata);
+typedef void (*qpd_tb_trans_cb_t)(qpd_plugin_id id, unsigned vcpu, void *tb,
+				  void *udata);
+typedef void (*qpd_syscall_cb_t)(qpd_plugin_id id, unsigned vcpu, int64_t num,
+				 const uint64_t args[8], void *udata);
+typedef void (*qpd_syscall_ret_cb_t)(qpd_plugin_id id, unsigned vcpu,
+				     int64_t num, int64_t ret, void *udata);
+typedef bool (*qpd_syscall_filter_cb_t)(qpd_plugin_id id, unsigned vcpu,
+					int64_t num, const uint64_t args[8],
+					uint64_t *sysret, void *udata);
+typedef void (*qpd_discon_cb_t)(qpd_plugin_id id, unsigned vcpu,
+				enum qpd_discon_type type, uint64_t from,
+				uint64_t to, void *udata);
+typedef void (*qpd_simple_cb_t)(qpd_plugin_id id, void *udata);
+
+/* Called after a plugin's callbacks are gone and no thread can be in one. */
+typedef void (*qpd_done_fn)(qpd_plugin_id id, void *arg);
+
+struct qpd_config {
+	/* vCPU indices are 0 .. max_vcpus - 1; 0 means QPD_DEFAULT_MAX_VCPUS. */
+	unsigned max_vcpus;
+	/*
+	 * Run a reclaimer thread that frees retired memory and calls `done`
+	 * hooks.  When false the embedder drives reclamation with
+	 * qpd_reclaim().
+	 */
+	bool no_reclaimer_thread;
+	/* A vCPU's event mask changed; called with no qpd lock held. */
+	void (*on_mask_change)(unsigned vcpu, void *opaque);
+	/* A slow path is about to return err (< 0); called with no lock held. */
+	void (*on_error)(int err, const char *func, void *opaque);
+	void *opaque;
+};
+
+#define QPD_DEFAULT_MAX_VCPUS 65536u
+#define QPD_MAX_VCPUS_LIMIT (1u << 24)
+
+struct qpd_stats {
+	uint64_t n_dispatch[QPD_EV_COUNT]; /* callback-list walks per event */
+	uint64_t n_registrations;          /* callbacks added or replaced */
+	uint64_t n_unregistrations;        /* callbacks removed */
+	uint64_t n_grace_periods;          /* epoch advances observed */
+	uint64_t n_reclaimed;              /* deferred objects reclaimed */
+	uint64_t n_pending_reclaim;        /* deferred objects still waiting */
+	uint64_t n_done_calls;             /* uninstall/reset hooks called */
+	uint64_t n_plugins;                /* plugins known (incl. uninstalling) */
+	uint64_t n_vcpus_online;           /* vCPUs between init and exit */
+	uint64_t n_vcpus;                  /* qpd_num_vcpus() */
+	uint64_t n_errors;                 /* slow-path calls that failed */
+};
+
+/* Creates an instance (cfg NULL = defaults); NULL on failure. */
+struct qpd *qpd_new(const struct qpd_config *cfg);
+
+/*
+ * Destroys an instance, first calling every pending `done` hook; no other
+ * thread may use q and no vCPU may be inside a slice.
+ */
+void qpd_free(struct qpd *q);
+
+/* Returns a static description of a qpd error code (negative errno). */
+const char *qpd_strerror(int err);
+
+/* Adds a plugin; *out gets its id.  Callbacks of plugins run in add order. */
+int qpd_plugin_add(struct qpd *q, qpd_plugin_id *out);
+
+/*
+ * Starts removing a plugin: its registrations are refused from now on, its
+ * callbacks are unpublished, and done(id, arg) runs (done may be NULL) once
+ * no thread can be inside any of them; then the id is forgotten.  May be
+ * called from the plugin's own callback.
+ */
+int qpd_plugin_uninstall(struct qpd *q, qpd_plugin_id id, qpd_done_fn done,
+			 void *arg);
+
+/*
+ * Removes every callback of a plugin but keeps the plugin; done(id, arg)
+ * runs once no thread can be inside a removed callback.
+ */
+int qpd_plugin_reset(struct qpd *q, qpd_plugin_id id, qpd_done_fn done,
+		     void *arg);
+
+/*
+ * Advances reclamation without blocking: frees what is past its grace
+ * period and calls ready `done` hooks on the calling thread.  Returns the
+ * number of objects still waiting.  Must not be called inside a slice of a
+ * vCPU whose progress the caller waits for.
+ */
+int qpd_reclaim(struct qpd *q);
+
+/* Fills *st with a snapshot of the instance's counters. */
+int qpd_stats_get(struct qpd *q, struct qpd_stats *st);
+
+/*
+ * linux-user fork support: qpd_prefork() before fork(), then
+ * qpd_postfork(q, false) in the parent and qpd_postfork(q, true) in the
+ * child.  The forking thread must not be inside a vCPU slice.
+ */
+int qpd_prefork(struct qpd *q);
+int qpd_postfork(struct qpd *q, bool child);
+
+/* --------------------------------------------------------------------
+ * Internal layout used by the inline fast paths.  Not part of the API:
+ * touch only through the functions of qpd/vcpu.h and qpd/dispatch.h.
+ */
+
+#define QPD_CACHELINE 64
+#define QPD_VCPU_CHUNK 64 /* vCPUs per directory chunk */
+
+struct qpd_cb {
+	void *fn;
+	void *udata;
+	qpd_plugin_id id;
+};
+
+/* An immutable, epoch-published list of one event's callbacks. */
+struct qpd_cb_array {
+	ck_epoch_entry_t retire;
+	unsigned n;
+	struct qpd_cb cb[];
+};
+
+/* Per-vCPU state; written by the vCPU's own thread except where noted. */
+struct qpd_vcpu {
+	ck_epoch_record_t rec;   /* the vCPU thread's epoch record */
+	CK_BITMAP_INSTANCE(QPD_EV_CAPACITY) mask; /* written by writers */
+	unsigned index;
+	unsigned online;         /* written by the vCPU thread at init/exit */
+	uint64_t n_dispatch[QPD_EV_COUNT];
+} __attribute__((aligned(QPD_CACHELINE)));
+
+/* The first member of every struct qpd: what the fast paths read. */
+struct qpd_core {
+	struct qpd_cb_array *ev[QPD_EV_CAPACITY];
+	struct qpd_vcpu **vdir;  /* max_vcpus / QPD_VCPU_CHUNK chunk slots */
+	unsigned max_vcpus;
+	ck_epoch_t epoch;
+};
+
+static inline struct qpd_core *
+qpd__core(struct qpd *q)
+{
+	return (struct qpd_core *)(void *)q;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* QPD_CORE_H */

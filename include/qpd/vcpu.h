@@ -1,0 +1,118 @@
+/*
+ * qpd/vcpu.h - the vCPU registry and execution slices.
+ *
+ * A vCPU is driven by one thread at a time (the "vCPU thread").  That
+ * thread brackets each execution slice with qpd_vcpu_enter() and
+ * qpd_vcpu_leave(); inside a slice every dispatch function of
+ * qpd/dispatch.h runs with no epoch begin/end, no lock and no atomic
+ * read-modify-write.  A slice delays reclamation (and `done` hooks) until
+ * it ends or calls qpd_vcpu_quiescent(), never anything else.
+ */
+#ifndef QPD_VCPU_H
+#define QPD_VCPU_H
+
+#include <qpd/core.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Returns the vCPU's state block or NULL when the index is out of range or
+ * was never initialised.  Blocks never move or disappear before qpd_free().
+ */
+static inline struct qpd_vcpu *
+qpd__vcpu(struct qpd *q, unsigned vcpu)
+{
+	struct qpd_core *c = qpd__core(q);
+	struct qpd_vcpu *chunk;
+
+	if (vcpu >= c->max_vcpus)
+		return NULL;
+	chunk = ck_pr_load_ptr(&c->vdir[vcpu / QPD_VCPU_CHUNK]);
+	if (chunk == NULL)
+		return NULL;
+	/* Order the chunk's contents after its pointer (Alpha-style reorder). */
+	ck_pr_fence_load_depends();
+	return &chunk[vcpu % QPD_VCPU_CHUNK];
+}
+
+/*
+ * Starts an execution slice of an initialised vCPU on its own thread;
+ * returns false (and does nothing) if the vCPU is not initialised.
+ */
+static inline bool
+qpd_vcpu_enter(struct qpd *q, unsigned vcpu)
+{
+	struct qpd_vcpu *v = qpd__vcpu(q, vcpu);
+
+	if (v == NULL || ck_pr_load_uint(&v->online) == 0)
+		return false;
+	ck_epoch_begin(&v->rec, NULL);
+	return true;
+}
+
+/* Ends the slice begun by the matching qpd_vcpu_enter() on this thread. */
+static inline void
+qpd_vcpu_leave(struct qpd *q, unsigned vcpu)
+{
+	struct qpd_vcpu *v = qpd__vcpu(q, vcpu);
+
+	if (v != NULL && v->rec.active != 0)
+		ck_epoch_end(&v->rec, NULL);
+}
+
+/*
+ * Inside a top-level slice, lets reclamation advance past this vCPU.  Costs
+ * one shared load when no writer retired anything since the slice began.
+ */
+static inline void
+qpd_vcpu_quiescent(struct qpd *q, unsigned vcpu)
+{
+	struct qpd_vcpu *v = qpd__vcpu(q, vcpu);
+
+	if (v == NULL || v->rec.active != 1)
+		return;
+	/*
+	 * A record that already observed the current global epoch holds
+	 * nothing back; re-entering would store the same value.
+	 */
+	if (ck_pr_load_uint(&v->rec.epoch) ==
+	    ck_pr_load_uint(&qpd__core(q)->epoch.epoch))
+		return;
+	ck_epoch_end(&v->rec, NULL);
+	ck_epoch_begin(&v->rec, NULL);
+}
+
+/*
+ * Brings vCPU `vcpu` online and runs the VCPU_INIT callbacks on the calling
+ * thread, which becomes the vCPU thread.  -EINVAL past max_vcpus, -EEXIST if
+ * online, -ENOMEM.  Never stops running vCPUs.
+ */
+int qpd_vcpu_init(struct qpd *q, unsigned vcpu);
+
+/*
+ * Runs the VCPU_EXIT callbacks then takes the vCPU offline; its index may be
+ * initialised again later.  -ENOENT if not online, -EBUSY inside a slice.
+ */
+int qpd_vcpu_exit(struct qpd *q, unsigned vcpu);
+
+/* Runs VCPU_IDLE / VCPU_RESUME callbacks; ignored before init. */
+void qpd_vcpu_idle(struct qpd *q, unsigned vcpu);
+void qpd_vcpu_resume(struct qpd *q, unsigned vcpu);
+
+/*
+ * Calls cb(id, vcpu) for every online vCPU in index order, without any qpd
+ * lock held.  -ENOENT for an unknown plugin, -EINVAL for a NULL cb.
+ */
+int qpd_vcpu_for_each(struct qpd *q, qpd_plugin_id id,
+		      void (*cb)(qpd_plugin_id id, unsigned vcpu));
+
+/* Highest vCPU index ever initialised, plus one. */
+unsigned qpd_num_vcpus(struct qpd *q);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* QPD_VCPU_H */

@@ -1,0 +1,110 @@
+/*
+ * Private state of a qpd instance, shared by the core, dispatch and vcpu
+ * modules.  Everything here but struct qpd_core is guarded by q->lock
+ * unless a field's comment says otherwise.
+ */
+#ifndef QPD_INTERNAL_H
+#define QPD_INTERNAL_H
+
+#include <pthread.h>
+
+#include <ck_hs.h>
+#include <ck_malloc.h>
+#include <ck_stack.h>
+
+#include <qpd.h>
+
+struct qpd_plugin {
+	qpd_plugin_id id;
+	bool uninstalling;
+	bool resetting;
+	unsigned refs; /* pending done notices that point here */
+};
+
+/* A promise to call done(id, arg) after a grace period. */
+struct qpd_notice {
+	ck_epoch_entry_t retire; /* first: the epoch callback casts back */
+	struct qpd *q;
+	struct qpd_plugin *plugin;
+	qpd_done_fn done;
+	void *arg;
+	qpd_plugin_id id;
+	uint64_t seq;            /* issue order; done hooks run in this order */
+	struct qpd_notice *next; /* on q->ready once the grace period passed */
+};
+
+/* An epoch record lent to a thread that is not a vCPU. */
+struct qpd_guest {
+	ck_epoch_record_t rec; /* first: recycled records cast back */
+	ck_stack_entry_t link; /* on q->guests, forever */
+	unsigned lent;         /* owned by its borrower between enter/leave */
+	uint64_t n_dispatch[QPD_EV_COUNT];
+};
+
+CK_STACK_CONTAINER(struct qpd_guest, link, ck_stack_entry_container_guest)
+
+struct qpd {
+	struct qpd_core core; /* first: the inline fast paths read it */
+
+	pthread_mutex_t lock; /* serialises writers; never held in a callback */
+	pthread_cond_t wake;  /* reclaimer: work arrived or stop */
+	pthread_t reclaimer;
+	bool reclaimer_running;
+	bool stop;
+
+	struct qpd_config cfg;
+	ck_epoch_record_t wrec; /* writers' record: ck_epoch_call + poll */
+	CK_BITMAP_INSTANCE(QPD_EV_CAPACITY) mask; /* events with callbacks */
+	ck_hs_t plugins;        /* struct qpd_plugin *, keyed by id */
+	qpd_plugin_id last_id;
+	uint64_t seq;
+	struct qpd_notice *ready; /* sorted by seq */
+
+	unsigned n_chunks;
+	unsigned num_vcpus;      /* ck_pr loads outside the lock */
+	unsigned n_online;
+	ck_stack_t guests;       /* lock-free push, never popped */
+	unsigned atexit_ran;     /* ck_pr_fas: ATEXIT runs once */
+
+	uint64_t n_registrations;
+	uint64_t n_unregistrations;
+	uint64_t n_done_calls;
+	uint64_t n_errors;       /* ck_pr_inc: failures happen unlocked */
+};
+
+static inline struct qpd *
+qpd__from_core(struct qpd_core *c)
+{
+	return (struct qpd *)(void *)c;
+}
+
+/* alloc.c: every allocation of the library goes through these. */
+void *qpd__alloc(size_t size); /* zeroed, cache-line aligned */
+void qpd__dealloc(void *p);
+extern struct ck_malloc qpd__ck_malloc;
+
+/* instance.c */
+int qpd__fail(struct qpd *q, int err, const char *func);
+#define QPD_FAIL(q, err) qpd__fail((q), (err), __func__)
+void qpd__retire_locked(struct qpd *q, ck_epoch_entry_t *e, ck_epoch_cb_t *fn);
+void qpd__notify_masks(struct qpd *q);
+struct qpd_guest *qpd__guest_enter(struct qpd *q);
+void qpd__guest_leave(struct qpd_guest *g);
+
+/* plugin.c */
+int qpd__plugins_init(struct qpd *q);
+void qpd__plugins_destroy(struct qpd *q);
+struct qpd_plugin *qpd__plugin_find_locked(struct qpd *q, qpd_plugin_id id);
+void qpd__plugin_forget_locked(struct qpd *q, struct qpd_plugin *p);
+
+/* registry.c */
+int qpd__remove_all_locked(struct qpd *q, qpd_plugin_id id, bool *changed);
+void qpd__free_arrays(struct qpd *q);
+
+/* vcpu.c */
+void qpd__vcpus_set_mask_bit(struct qpd *q, enum qpd_event ev, bool on);
+void qpd__vcpus_after_fork(struct qpd *q);
+void qpd__vcpus_destroy(struct qpd *q);
+uint64_t qpd__vcpus_sum_dispatch(struct qpd *q, enum qpd_event ev);
+
+#endif /* QPD_INTERNAL_H */

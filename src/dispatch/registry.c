@@ -1,0 +1,241 @@
+/*
+ * Callback registration: copy-on-update arrays published through ck_epoch.
+ *
+ * Each event has one immutable array of (fn, udata, plugin id) sorted by
+ * plugin id, i.e. by install order.  A writer, holding q->lock, builds the
+ * next array beside the current one, publishes it with a single pointer
+ * store after a store fence, and retires the old array through
+ * ck_epoch_call().  A reader loads the pointer once and walks an array that
+ * can neither change nor be freed under it while its epoch section lasts.
+ * So a reader sees either the old pair or the new pair of a replaced
+ * callback, never fn of one with udata of the other (the tracepoint 1->0->1
+ * hazard needs in-place updates, which never happen here), and a callback
+ * that unregisters itself mid-walk only affects later walks.
+ *
+ * Event masks follow the arrays: a bit is set after its array is published
+ * and cleared when the array becomes empty.  A reader that sees a set bit
+ * with an empty array, or misses a callback registered concurrently, has
+ * simply observed the registration as happening after its dispatch.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "../core/internal.h"
+
+static void
+array_free_cb(ck_epoch_entry_t *e)
+{
+	qpd__dealloc(e); /* retire is the array's first member */
+}
+
+/* Index of the first entry whose plugin id is >= id. */
+static unsigned
+array_find(const struct qpd_cb_array *a, qpd_plugin_id id)
+{
+	unsigned lo = 0, hi = a ? a->n : 0;
+
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+
+		if (a->cb[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * Builds the array that follows `old` once id's entry is set to (fn, udata)
+ * or, with fn NULL, removed.  *noop is set when nothing would change.
+ */
+static int
+array_prepare(const struct qpd_cb_array *old, qpd_plugin_id id, void *fn,
+	      void *udata, struct qpd_cb_array **out, bool *noop)
+{
+	unsigned n = old ? old->n : 0;
+	unsigned pos = array_find(old, id);
+	bool exists = pos < n && old->cb[pos].id == id;
+	unsigned tail = n - pos - (exists ? 1 : 0);
+	unsigned next_n = n - (exists ? 1 : 0) + (fn ? 1 : 0);
+	struct qpd_cb_array *a;
+
+	*out = NULL;
+	*noop = fn == NULL && !exists;
+	if (*noop || next_n == 0)
+		return 0;
+	a = qpd__alloc(sizeof(*a) + next_n * sizeof(a->cb[0]));
+	if (a == NULL)
+		return -ENOMEM;
+	a->n = next_n;
+	if (pos)
+		memcpy(a->cb, old->cb, pos * sizeof(a->cb[0]));
+	if (fn)
+		a->cb[pos] = (struct qpd_cb){ fn, udata, id };
+	if (tail)
+		memcpy(&a->cb[pos + (fn ? 1 : 0)],
+		       &old->cb[n - tail], tail * sizeof(a->cb[0]));
+	*out = a;
+	return 0;
+}
+
+/*
+ * Publishes `next` as ev's array and retires the current one.  Returns true
+ * when the event's mask bit changed.
+ */
+static bool
+array_commit_locked(struct qpd *q, enum qpd_event ev, struct qpd_cb_array *next)
+{
+	struct qpd_cb_array *old = q->core.ev[ev];
+	bool was = old != NULL, is = next != NULL;
+
+	/* Entries must be visible before the pointer (store-store). */
+	ck_pr_fence_store();
+	ck_pr_store_ptr(&q->core.ev[ev], next);
+	if (old != NULL)
+		qpd__retire_locked(q, &old->retire, array_free_cb);
+	if (was == is)
+		return false;
+	/* The new array before the bit that advertises it (store-store). */
+	ck_pr_fence_store();
+	if (is)
+		CK_BITMAP_SET(&q->mask, ev);
+	else
+		CK_BITMAP_RESET(&q->mask, ev);
+	qpd__vcpus_set_mask_bit(q, ev, is);
+	return true;
+}
+
+int
+qpd_register_cb(struct qpd *q, qpd_plugin_id id, enum qpd_event ev, void *fn,
+		void *udata)
+{
+	struct qpd_plugin *p;
+	struct qpd_cb_array *next = NULL;
+	bool noop = false, changed = false;
+	int err;
+
+	if (q == NULL || (unsigned)ev >= QPD_EV_COUNT)
+		return QPD_FAIL(q, -EINVAL);
+	pthread_mutex_lock(&q->lock);
+	p = qpd__plugin_find_locked(q, id);
+	if (p == NULL)
+		err = -ENOENT;
+	else if (p->uninstalling)
+		err = -ESHUTDOWN;
+	else
+		err = array_prepare(q->core.ev[ev], id, fn, udata, &next, &noop);
+	if (err == 0 && !noop) {
+		changed = array_commit_locked(q, ev, next);
+		if (fn)
+			q->n_registrations++;
+		else
+			q->n_unregistrations++;
+	}
+	pthread_mutex_unlock(&q->lock);
+	if (changed)
+		qpd__notify_masks(q);
+	return err ? QPD_FAIL(q, err) : 0;
+}
+
+/*
+ * Unpublishes every callback of plugin `id`, all or nothing: every
+ * replacement array is built before the first is published.
+ */
+int
+qpd__remove_all_locked(struct qpd *q, qpd_plugin_id id, bool *changed)
+{
+	struct qpd_cb_array *next[QPD_EV_COUNT];
+	bool noop[QPD_EV_COUNT];
+	unsigned ev;
+
+	for (ev = 0; ev < QPD_EV_COUNT; ev++) {
+		if (array_prepare(q->core.ev[ev], id, NULL, NULL, &next[ev],
+				  &noop[ev]) != 0) {
+			while (ev-- > 0)
+				qpd__dealloc(next[ev]);
+			return -ENOMEM;
+		}
+	}
+	for (ev = 0; ev < QPD_EV_COUNT; ev++) {
+		if (noop[ev])
+			continue;
+		*changed |= array_commit_locked(q, ev, next[ev]);
+		q->n_unregistrations++;
+	}
+	return 0;
+}
+
+void
+qpd__free_arrays(struct qpd *q)
+{
+	unsigned ev;
+
+	for (ev = 0; ev < QPD_EV_COUNT; ev++) {
+		qpd__dealloc(q->core.ev[ev]);
+		q->core.ev[ev] = NULL;
+	}
+}
+
+/* Runs ev's (id, udata) callbacks from any thread, in a lent section. */
+static void
+dispatch_simple(struct qpd *q, enum qpd_event ev)
+{
+	const struct qpd_cb_array *a;
+	struct qpd_guest *g;
+
+	if (q == NULL || !CK_BITMAP_TEST(&q->mask, ev))
+		return;
+	g = qpd__guest_enter(q);
+	if (g == NULL) {
+		QPD_FAIL(q, -ENOMEM);
+		return;
+	}
+	a = ck_pr_load_ptr(&q->core.ev[ev]);
+	if (a != NULL) {
+		/* Entries after the pointer that published them. */
+		ck_pr_fence_load_depends();
+		ck_pr_store_64(&g->n_dispatch[ev], g->n_dispatch[ev] + 1);
+		QPD__EACH(a, c)
+			((qpd_simple_cb_t)c->fn)(c->id, c->udata);
+	}
+	qpd__guest_leave(g);
+}
+
+void
+qpd_flush(struct qpd *q)
+{
+	dispatch_simple(q, QPD_EV_FLUSH);
+}
+
+void
+qpd_atexit(struct qpd *q)
+{
+	/* Exactly once, whichever of qpd_atexit/qpd_user_exit comes first. */
+	if (q != NULL && ck_pr_fas_uint(&q->atexit_ran, 1) == 0)
+		dispatch_simple(q, QPD_EV_ATEXIT);
+}
+
+int
+qpd_user_exit(struct qpd *q)
+{
+	bool changed = false;
+	unsigned ev;
+
+	if (q == NULL)
+		return QPD_FAIL(q, -EINVAL);
+	pthread_mutex_lock(&q->lock);
+	for (ev = 0; ev < QPD_EV_COUNT; ev++) {
+		const struct qpd_cb_array *a = q->core.ev[ev];
+
+		if (ev == QPD_EV_ATEXIT || a == NULL)
+			continue;
+		q->n_unregistrations += a->n;
+		changed |= array_commit_locked(q, ev, NULL);
+	}
+	pthread_mutex_unlock(&q->lock);
+	if (changed)
+		qpd__notify_masks(q);
+	qpd_atexit(q);
+	return 0;
+}

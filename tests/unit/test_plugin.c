@@ -1,0 +1,240 @@
+/* Plugins: ids, uninstall, reset and their grace periods. */
+#include "helpers.h"
+
+static void
+cb_vcpu(qpd_plugin_id id, unsigned vcpu, void *udata)
+{
+	log_call(1, id, vcpu, udata);
+}
+
+static void
+dispatch_idle(struct qpd *q, unsigned vcpu)
+{
+	qpd_vcpu_idle(q, vcpu);
+}
+
+Test(plugin, ids_unique_nonzero_increasing)
+{
+	struct qpd *q = new_manual();
+	qpd_plugin_id prev = 0;
+
+	for (int i = 0; i < 100; i++) {
+		qpd_plugin_id id = add_plugin(q);
+
+		cr_assert_gt(id, prev);
+		prev = id;
+	}
+	qpd_free(q);
+}
+
+Test(plugin, two_instances_are_independent)
+{
+	struct qpd *a = new_manual(), *b = new_manual();
+	qpd_plugin_id ia = add_plugin(a), ib = add_plugin(b);
+	int flag = 0;
+
+	cr_assert_eq(qpd_vcpu_init(a, 0), 0);
+	cr_assert_eq(qpd_register_cb(a, ia, QPD_EV_VCPU_IDLE, cb_vcpu, NULL), 0);
+	cr_assert_eq(qpd_vcpu_init(b, 0), 0);
+	dispatch_idle(b, 0);
+	cr_assert_eq(LOG.n, 0, "b has no callbacks");
+	dispatch_idle(a, 0);
+	cr_assert_eq(LOG.n, 1);
+	cr_assert_eq(qpd_plugin_uninstall(b, ib, done_set_flag, &flag), 0);
+	cr_assert(reclaim_until(b, &flag));
+	dispatch_idle(a, 0);
+	cr_assert_eq(LOG.n, 2, "uninstall in b left a alone");
+	qpd_free(a);
+	qpd_free(b);
+}
+
+Test(plugin, uninstall_removes_callbacks_then_done)
+{
+	struct qpd *q = new_manual();
+	qpd_plugin_id id = add_plugin(q);
+	struct qpd_stats st;
+	int flag = 0;
+
+	cr_assert_eq(qpd_vcpu_init(q, 0), 0);
+	for (int ev = QPD_EV_VCPU_IDLE; ev <= QPD_EV_VCPU_RESUME; ev++)
+		cr_assert_eq(qpd_register_cb(q, id, ev, cb_vcpu, NULL), 0);
+	cr_assert_eq(qpd_plugin_uninstall(q, id, done_set_flag, &flag), 0);
+	dispatch_idle(q, 0);
+	qpd_vcpu_resume(q, 0);
+	cr_assert_eq(LOG.n, 0, "no callback runs once uninstall returned");
+	cr_assert(reclaim_until(q, &flag));
+	cr_assert_eq(flag, 1, "done runs exactly once");
+	qpd_reclaim(q);
+	cr_assert_eq(flag, 1);
+	cr_assert_eq(qpd_plugin_uninstall(q, id, NULL, NULL), -ENOENT);
+	cr_assert_eq(qpd_stats_get(q, &st), 0);
+	cr_assert_eq(st.n_plugins, 0);
+	cr_assert_eq(st.n_done_calls, 1);
+	qpd_free(q);
+}
+
+Test(plugin, done_waits_for_open_slice)
+{
+	struct qpd *q = new_manual();
+	qpd_plugin_id id = add_plugin(q);
+	int flag = 0;
+
+	cr_assert_eq(qpd_vcpu_init(q, 3), 0);
+	cr_assert_eq(qpd_register_cb(q, id, QPD_EV_VCPU_TB_TRANS,
+				     (void *)cb_vcpu, NULL), 0);
+	cr_assert(qpd_vcpu_enter(q, 3));
+	cr_assert_eq(qpd_plugin_uninstall(q, id, done_set_flag, &flag), 0);
+	for (int i = 0; i < 50; i++)
+		qpd_reclaim(q);
+	cr_assert_eq(flag, 0, "a slice that may hold the callbacks is open");
+	qpd_vcpu_leave(q, 3);
+	cr_assert(reclaim_until(q, &flag), "done after the slice ended");
+	qpd_free(q);
+}
+
+Test(plugin, quiescent_lets_done_through)
+{
+	struct qpd *q = new_manual();
+	qpd_plugin_id id = add_plugin(q);
+	int flag = 0;
+
+	cr_assert_eq(qpd_vcpu_init(q, 0), 0);
+	cr_assert(qpd_vcpu_enter(q, 0));
+	cr_assert_eq(qpd_plugin_uninstall(q, id, done_set_flag, &flag), 0);
+	for (int i = 0; i < 10 && !flag; i++) {
+		qpd_reclaim(q);
+		qpd_vcpu_quiescent(q, 0);
+	}
+	cr_assert_eq(flag, 1, "quiescent points alone complete the grace period");
+	qpd_vcpu_leave(q, 0);
+	qpd_free(q);
+}
+
+Test(plugin, double_uninstall_and_register_after)
+{
+	struct qpd *q = new_manual();
+	qpd_plugin_id id = add_plugin(q);
+	int flag = 0;
+
+	cr_assert_eq(qpd_plugin_uninstall(q, id, done_set_flag, &flag), 0);
+	cr_assert_eq(qpd_plugin_uninstall(q, id, done_set_flag, &flag),
+		     -EALREADY);
+	cr_assert_eq(qpd_plugin_reset(q, id, NULL, NULL), -ESHUTDOWN);
+	cr_assert_eq(qpd_register_cb(q, id, QPD_EV_FLUSH, cb_vcpu, NULL),
+		     -ESHUTDOWN);
+	cr_assert(reclaim_until(q, &flag));
+	cr_assert_eq(flag, 1);
+	cr_assert_eq(qpd_register_cb(q, id, QPD_EV_FLUSH, cb_vcpu, NULL),
+		     -ENOENT);
+	qpd_free(q);
+}
+
+Test(plugin, reset_keeps_plugin)
+{
+	struct qpd *q = new_manual();
+	qpd_plugin_id id = add_plugin(q);
+	int flag = 0;
+
+	cr_assert_eq(qpd_vcpu_init(q, 0), 0);
+	cr_assert_eq(qpd_register_cb(q, id, QPD_EV_VCPU_IDLE, cb_vcpu, NULL), 0);
+	cr_assert_eq(qpd_plugin_reset(q, id, done_set_flag, &flag), 0);
+	cr_assert_eq(qpd_plugin_reset(q, id, NULL, NULL), -EALREADY);
+	dispatch_idle(q, 0);
+	cr_assert_eq(LOG.n, 0);
+	cr_assert(reclaim_until(q, &flag));
+	cr_assert_eq(qpd_plugin_reset(q, id, NULL, NULL), 0, "reset again");
+	cr_assert_eq(qpd_register_cb(q, id, QPD_EV_VCPU_IDLE, cb_vcpu, NULL), 0);
+	dispatch_idle(q, 0);
+	cr_assert_eq(LOG.n, 1, "the plugin registers again after reset");
+	qpd_free(q);
+}
+
+static qpd_plugin_id order[4];
+static unsigned n_order;
+
+static void
+done_record(qpd_plugin_id id, void *arg)
+{
+	(void)arg;
+	order[n_order++] = id;
+}
+
+Test(plugin, reset_then_uninstall_done_in_order)
+{
+	struct qpd *q = new_manual();
+	qpd_plugin_id id = add_plugin(q);
+	int flag = 0;
+
+	cr_assert_eq(qpd_plugin_reset(q, id, done_record, NULL), 0);
+	cr_assert_eq(qpd_plugin_uninstall(q, id, done_record, NULL), 0);
+	cr_assert_eq(qpd_plugin_uninstall(q, add_plugin(q), done_set_flag,
+					  &flag), 0);
+	cr_assert(reclaim_until(q, &flag));
+	cr_assert_eq(n_order, 2);
+	cr_assert_eq(qpd_register_cb(q, id, QPD_EV_FLUSH, cb_vcpu, NULL),
+		     -ENOENT);
+	qpd_free(q);
+}
+
+static struct qpd *self_q;
+static int self_done;
+
+static void
+cb_uninstall_self(qpd_plugin_id id, unsigned vcpu, void *udata)
+{
+	log_call(2, id, vcpu, udata);
+	cr_assert_eq(qpd_plugin_uninstall(self_q, id, done_set_flag,
+					  &self_done), 0);
+	cr_assert_eq(self_done, 0, "done cannot run inside the callback");
+}
+
+Test(plugin, uninstall_from_own_callback)
+{
+	struct qpd *q = self_q = new_manual();
+	qpd_plugin_id id = add_plugin(q);
+
+	cr_assert_eq(qpd_vcpu_init(q, 0), 0);
+	cr_assert_eq(qpd_register_cb(q, id, QPD_EV_VCPU_TB_TRANS,
+				     (void *)cb_uninstall_self, NULL), 0);
+	cr_assert(qpd_vcpu_enter(q, 0));
+	qpd_tb_trans(q, 0, NULL);
+	qpd_tb_trans(q, 0, NULL);
+	cr_assert_eq(LOG.n, 1, "the second dispatch sees no callback");
+	qpd_reclaim(q);
+	qpd_vcpu_leave(q, 0);
+	cr_assert(reclaim_until(q, &self_done));
+	qpd_free(q);
+}
+
+Test(plugin, reclaimer_thread_calls_done)
+{
+	struct qpd *q = qpd_new(NULL);
+	qpd_plugin_id id;
+	struct timespec ts = { 0, 1000000 };
+	int flag = 0;
+
+	cr_assert_not_null(q);
+	cr_assert_eq(qpd_plugin_add(q, &id), 0);
+	cr_assert_eq(qpd_vcpu_init(q, 0), 0);
+	cr_assert(qpd_vcpu_enter(q, 0));
+	cr_assert_eq(qpd_plugin_uninstall(q, id, done_set_flag, &flag), 0);
+	for (int i = 0; i < 3000 && !__atomic_load_n(&flag, __ATOMIC_SEQ_CST);
+	     i++) {
+		qpd_vcpu_quiescent(q, 0);
+		nanosleep(&ts, NULL);
+	}
+	cr_assert_eq(__atomic_load_n(&flag, __ATOMIC_SEQ_CST), 1);
+	qpd_vcpu_leave(q, 0);
+	qpd_free(q);
+}
+
+Test(plugin, free_runs_pending_done)
+{
+	struct qpd *q = new_manual();
+	int flag = 0;
+
+	cr_assert_eq(qpd_plugin_uninstall(q, add_plugin(q), done_set_flag,
+					  &flag), 0);
+	qpd_free(q);
+	cr_assert_eq(flag, 1);
+}
