@@ -50,8 +50,10 @@ static unsigned stop;
 
 static uint64_t n_violations, n_done, n_uninstalls, n_self_uninstalls;
 static uint64_t n_resets, n_registers, n_calls, n_dispatch;
+#ifndef FREE_ON_DONE
 static struct obj *graveyard;
 static pthread_mutex_t grave_lock = PTHREAD_MUTEX_INITIALIZER;
+#endif
 
 static struct { int u1, u2; } pair_udata;
 
@@ -379,12 +381,14 @@ main(int argc, char **argv)
 	qpd_free(q);
 	if (n_done != n_uninstalls + n_self_uninstalls)
 		violation("an uninstall never got its done");
+#ifndef FREE_ON_DONE
 	while (graveyard != NULL) {
 		struct obj *o = graveyard;
 
 		graveyard = o->grave_next;
 		free(o);
 	}
+#endif
 	printf("SUMMARY mode=%s readers=%u writers=%u seconds=%u "
 	       "dispatch_loops=%" PRIu64 " callbacks=%" PRIu64
 	       " registrations=%" PRIu64 " uninstalls=%" PRIu64
