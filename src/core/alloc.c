@@ -13,12 +13,31 @@
 
 #include "internal.h"
 
+#ifdef QPD_FAULT_INJECTION
+/* Test builds only: when non-zero, the allocation that brings it to zero fails. */
+unsigned long qpd__fault_countdown;
+
+static bool
+fault_now(void)
+{
+	return qpd__fault_countdown != 0 && --qpd__fault_countdown == 0;
+}
+#else
+static inline bool
+fault_now(void)
+{
+	return false;
+}
+#endif
+
 #ifdef QPD_USE_JEMALLOC
 #include <jemalloc/jemalloc.h>
 
 void *
 qpd__alloc(size_t size)
 {
+	if (fault_now())
+		return NULL;
 	return mallocx(size ? size : 1, MALLOCX_ZERO |
 		       MALLOCX_ALIGN(QPD_CACHELINE));
 }
@@ -36,7 +55,7 @@ qpd__alloc(size_t size)
 	size_t rounded = (size + QPD_CACHELINE - 1) & ~(size_t)(QPD_CACHELINE - 1);
 	void *p;
 
-	if (rounded < size)
+	if (rounded < size || fault_now())
 		return NULL;
 	p = aligned_alloc(QPD_CACHELINE, rounded ? rounded : QPD_CACHELINE);
 	if (p != NULL)
