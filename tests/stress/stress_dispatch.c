@@ -49,7 +49,7 @@ static bool pair_mode;
 static unsigned stop;
 
 static uint64_t n_violations, n_done, n_uninstalls, n_self_uninstalls;
-static uint64_t n_resets, n_registers, n_calls, n_dispatch;
+static uint64_t n_resets, n_registers, n_calls, n_dispatch, n_vcpu_churn;
 #ifndef FREE_ON_DONE
 static struct obj *graveyard;
 static pthread_mutex_t grave_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -228,8 +228,24 @@ register_all(qpd_plugin_id id, struct obj *o, bool alt)
 	err |= qpd_register_cb(q, id, QPD_EV_VCPU_IDLE, cb_vcpu, o);
 	err |= qpd_register_cb(q, id, QPD_EV_VCPU_EXCEPTION, cb_discon, o);
 	err |= qpd_register_cb(q, id, QPD_EV_FLUSH, cb_flush, o);
-	__atomic_fetch_add(&n_registers, 5, __ATOMIC_RELAXED);
+	err |= qpd_register_cb(q, id, QPD_EV_VCPU_INIT, cb_vcpu, o);
+	err |= qpd_register_cb(q, id, QPD_EV_VCPU_EXIT, cb_vcpu, o);
+	__atomic_fetch_add(&n_registers, 7, __ATOMIC_RELAXED);
 	return err;
+}
+
+/* A short-lived vCPU on the writer's thread: init, idle, exit. */
+static void
+vcpu_churn(unsigned vcpu)
+{
+	if (qpd_vcpu_init(q, vcpu) != 0) {
+		violation("vcpu init (churn)");
+		return;
+	}
+	qpd_vcpu_idle(q, vcpu);
+	if (qpd_vcpu_exit(q, vcpu) != 0)
+		violation("vcpu exit (churn)");
+	__atomic_fetch_add(&n_vcpu_churn, 1, __ATOMIC_RELAXED);
 }
 
 /*
@@ -237,8 +253,9 @@ register_all(qpd_plugin_id id, struct obj *o, bool alt)
  * uninstalls the plugin, the object belongs to its done hook.
  */
 static void
-churn_writer(unsigned seed)
+churn_writer(unsigned widx)
 {
+	unsigned seed = widx * 7919u + 17u;
 	struct { qpd_plugin_id id; struct obj *o; } live[PLUGINS_PER_WRITER];
 	int err;
 
@@ -281,6 +298,9 @@ churn_writer(unsigned seed)
 		case 3:
 			qpd_register_cb(q, live[k].id, QPD_EV_VCPU_SYSCALL,
 					NULL, NULL);
+			break;
+		case 4: /* grow the registry while readers run */
+			vcpu_churn(1024 + widx * 4096 + (r >> 12) % 4096);
 			break;
 		default:
 			register_all(live[k].id, live[k].o, r & 2);
@@ -326,7 +346,7 @@ writer(void *arg)
 	if (pair_mode)
 		pair_writer();
 	else
-		churn_writer((unsigned)(uintptr_t)arg * 7919u + 17u);
+		churn_writer((unsigned)(uintptr_t)arg);
 	return NULL;
 }
 
@@ -393,9 +413,11 @@ main(int argc, char **argv)
 	       "dispatch_loops=%" PRIu64 " callbacks=%" PRIu64
 	       " registrations=%" PRIu64 " uninstalls=%" PRIu64
 	       " self_uninstalls=%" PRIu64 " resets=%" PRIu64
-	       " done=%" PRIu64 " violations=%" PRIu64 "\n",
+	       " done=%" PRIu64 " vcpu_churn=%" PRIu64
+	       " violations=%" PRIu64 "\n",
 	       pair_mode ? "pair" : "churn", n_readers, n_writers, seconds,
 	       n_dispatch, n_calls, n_registers, n_uninstalls,
-	       n_self_uninstalls, n_resets, n_done, n_violations);
+	       n_self_uninstalls, n_resets, n_done, n_vcpu_churn,
+	       n_violations);
 	return n_violations ? 1 : 0;
 }
