@@ -1,0 +1,44 @@
+/*
+ * Out-of-line copies of every inline dispatch path, compiled as the
+ * embedder would compile them, for check-hotpath.sh to disassemble.
+ */
+#include <qpd.h>
+
+#define HOT __attribute__((noinline, used))
+
+HOT void hot_tb_trans(struct qpd *q, unsigned v, void *tb)
+{
+	qpd_tb_trans(q, v, tb);
+}
+
+HOT void hot_syscall(struct qpd *q, unsigned v, int64_t n, const uint64_t *a)
+{
+	qpd_syscall(q, v, n, a);
+}
+
+HOT void hot_syscall_ret(struct qpd *q, unsigned v, int64_t n, int64_t r)
+{
+	qpd_syscall_ret(q, v, n, r);
+}
+
+HOT bool hot_syscall_filter(struct qpd *q, unsigned v, int64_t n,
+			    const uint64_t *a, uint64_t *r)
+{
+	return qpd_syscall_filter(q, v, n, a, r);
+}
+
+HOT void hot_discon(struct qpd *q, unsigned v, enum qpd_discon_type t,
+		    uint64_t f, uint64_t to)
+{
+	qpd_discon(q, v, t, f, to);
+}
+
+HOT void hot_quiescent(struct qpd *q, unsigned v)
+{
+	qpd_vcpu_quiescent(q, v);
+}
+
+int main(void)
+{
+	return 0;
+}
