@@ -13,7 +13,7 @@ for path in sys.argv[1:]:
         for line in f:
             t = json.loads(line)
             ok = t["result"] in ("OK", "EXPECTEDFAIL")
-            m = SYNTH.search(t.get("stdout") or "")
+            m = SYNTH.search((t.get("stdout") or "") + (t.get("stderr") or ""))
             if m:
                 _, p, fl, cr = map(int, m.groups())
                 passed += p
