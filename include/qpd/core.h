@@ -103,7 +103,7 @@ struct qpd_stats {
 	uint64_t n_grace_periods;          /* epoch advances observed */
 	uint64_t n_reclaimed;              /* deferred objects reclaimed */
 	uint64_t n_pending_reclaim;        /* deferred objects still waiting */
-	uint64_t n_done_calls;             /* uninstall/reset hooks called */
+	uint64_t n_done_calls;             /* uninstalls and resets completed */
 	uint64_t n_plugins;                /* plugins known (incl. uninstalling) */
 	uint64_t n_vcpus_online;           /* vCPUs between init and exit */
 	uint64_t n_vcpus;                  /* qpd_num_vcpus() */
