@@ -91,9 +91,17 @@ struct qpd_config {
 	/* A slow path is about to return err (< 0); called with no lock held. */
 	void (*on_error)(int err, const char *func, void *opaque);
 	void *opaque;
+	/*
+	 * Scoreboard space per vCPU (all scoreboards' slots together); 0 means
+	 * 1 MiB.  max_vcpus times this much address space is reserved, not
+	 * committed.
+	 */
+	size_t scoreboard_bytes_per_vcpu;
+	/* Slot alignment: 0 means 64; 128 suits adjacent-line prefetchers. */
+	unsigned slot_align;
 };
 
-#define QPD_DEFAULT_MAX_VCPUS 65536u
+#define QPD_DEFAULT_MAX_VCPUS 8192u
 #define QPD_MAX_VCPUS_LIMIT (1u << 24)
 
 struct qpd_stats {
@@ -187,6 +195,9 @@ struct qpd_vcpu {
 	CK_BITMAP_INSTANCE(QPD_EV_CAPACITY) mask; /* written by writers */
 	unsigned index;
 	unsigned online;         /* written by the vCPU thread at init/exit */
+	int node;                /* NUMA node of its scoreboard slots */
+	unsigned node_set;       /* node chosen by qpd_vcpu_set_node() */
+	int placed;              /* node the region is bound to, plus one */
 	uint64_t n_dispatch[QPD_EV_COUNT];
 } __attribute__((aligned(QPD_CACHELINE)));
 

@@ -13,6 +13,7 @@
 #define QPD_DISPATCH_H
 
 #include <qpd/core.h>
+#include <qpd/scoreboard.h>
 #include <qpd/vcpu.h>
 
 #ifdef __cplusplus
@@ -145,9 +146,197 @@ qpd_discon(struct qpd *q, unsigned vcpu, enum qpd_discon_type type,
 		((qpd_discon_cb_t)c->fn)(c->id, vcpu, type, from, to, c->udata);
 }
 
+/* --------------------------------------------------------------------
+ * Dynamic callback lists: one per translated block or instruction, built
+ * by the embedder at translation time and executed by vCPUs inside their
+ * slices.  Entries run in the order they were added.  Appending is safe
+ * while other threads execute the list (entries are published after they
+ * are written and a grown array is retired through the epoch); appends to
+ * one list must be serialised by the caller.  qpd_flush() retires every
+ * list, so none may be executed after it.
+ */
+
+enum qpd_inline_op {
+	QPD_OP_ADD_U64 = 0,
+	QPD_OP_STORE_U64 = 1,
+};
+
+/* Conditions compare the counter with the immediate, unsigned. */
+enum qpd_cond {
+	QPD_COND_NEVER = 0,
+	QPD_COND_ALWAYS,
+	QPD_COND_EQ,
+	QPD_COND_NE,
+	QPD_COND_LT,
+	QPD_COND_LE,
+	QPD_COND_GT,
+	QPD_COND_GE,
+};
+
+enum qpd_mem_rw {
+	QPD_MEM_R = 1,
+	QPD_MEM_W = 2,
+	QPD_MEM_RW = 3,
+};
+
+typedef void (*qpd_dyn_cb_t)(unsigned vcpu, void *udata);
+typedef void (*qpd_mem_cb_t)(unsigned vcpu, uint32_t meminfo, uint64_t vaddr,
+			     void *udata);
+
+enum qpd_dyn_kind {
+	QPD_DYN_CB,
+	QPD_DYN_INLINE,
+	QPD_DYN_COND_CB,
+	QPD_DYN_MEM_CB,
+	QPD_DYN_MEM_INLINE,
+};
+
+/* Layout read by the inline executors; build entries with the functions. */
+struct qpd_dyn_entry {
+	uint8_t kind, op, cond, rw;
+	void *fn;
+	void *udata;
+	qpd_u64 entry;
+	uint64_t imm;
+};
+
+struct qpd_dyn {
+	struct qpd_dyn_entry *e; /* published array, at least n entries */
+	unsigned n;              /* published count */
+	unsigned cap;
+	struct qpd *q;
+	ck_epoch_entry_t retire;
+};
+
+/* Creates an empty list; NULL with errno ENOMEM or EINVAL. */
+struct qpd_dyn *qpd_dyn_new(struct qpd *q);
+
 /*
- * Runs the FLUSH callbacks; callable from any thread, inside a slice or
- * not (it takes a short epoch section of its own).
+ * Retires one list (for an embedder that invalidates a single block); it
+ * is freed after a grace period.  -ENOENT if not a live list of q.
+ */
+int qpd_dyn_retire(struct qpd *q, struct qpd_dyn *list);
+
+/* Appends fn(vcpu, udata).  -EINVAL (NULL list or fn), -ENOMEM. */
+int qpd_dyn_add_cb(struct qpd_dyn *list, qpd_dyn_cb_t fn, void *udata);
+
+/*
+ * Appends an inline op on entry's counter (ADD_U64 adds imm, STORE_U64
+ * stores it).  -EINVAL for a bad op or an entry whose counter is not an
+ * aligned u64 inside the element.
+ */
+int qpd_dyn_add_inline(struct qpd_dyn *list, enum qpd_inline_op op,
+		       qpd_u64 entry, uint64_t imm);
+
+/*
+ * Appends fn(vcpu, udata) run only when `counter cond imm` holds; ALWAYS
+ * adds a plain callback and NEVER adds nothing.
+ */
+int qpd_dyn_add_cond_cb(struct qpd_dyn *list, qpd_dyn_cb_t fn, void *udata,
+			enum qpd_cond cond, qpd_u64 entry, uint64_t imm);
+
+/* Appends a memory callback run for accesses whose rw intersects rw. */
+int qpd_dyn_add_mem_cb(struct qpd_dyn *list, qpd_mem_cb_t fn,
+		       enum qpd_mem_rw rw, void *udata);
+
+/* Appends a memory inline op run for accesses whose rw intersects rw. */
+int qpd_dyn_add_mem_inline(struct qpd_dyn *list, enum qpd_mem_rw rw,
+			   enum qpd_inline_op op, qpd_u64 entry, uint64_t imm);
+
+/* Loads a published (n, array) pair: the array holds at least n entries. */
+static inline const struct qpd_dyn_entry *
+qpd__dyn_snapshot(const struct qpd_dyn *l, unsigned *n)
+{
+	*n = ck_pr_load_uint(&l->n);
+	/* The count before the array it counts (load-load). */
+	ck_pr_fence_load();
+	return ck_pr_load_ptr(&l->e);
+}
+
+static inline void
+qpd__dyn_inline(const struct qpd_dyn_entry *e, unsigned vcpu)
+{
+	if (e->op == QPD_OP_ADD_U64)
+		qpd_inline_add_u64(e->entry, vcpu, e->imm);
+	else
+		qpd_u64_set(e->entry, vcpu, e->imm);
+}
+
+static inline bool
+qpd__cond_holds(enum qpd_cond c, uint64_t v, uint64_t imm)
+{
+	switch (c) {
+	case QPD_COND_ALWAYS:
+		return true;
+	case QPD_COND_EQ:
+		return v == imm;
+	case QPD_COND_NE:
+		return v != imm;
+	case QPD_COND_LT:
+		return v < imm;
+	case QPD_COND_LE:
+		return v <= imm;
+	case QPD_COND_GT:
+		return v > imm;
+	case QPD_COND_GE:
+		return v >= imm;
+	case QPD_COND_NEVER:
+		break;
+	}
+	return false;
+}
+
+/* Runs the list's callback, inline and conditional entries, in order. */
+static inline void
+qpd_dyn_exec(const struct qpd_dyn *list, unsigned vcpu)
+{
+	unsigned n, i;
+	const struct qpd_dyn_entry *e = qpd__dyn_snapshot(list, &n);
+
+	for (i = 0; i < n; i++, e++) {
+		switch (e->kind) {
+		case QPD_DYN_CB:
+			((qpd_dyn_cb_t)e->fn)(vcpu, e->udata);
+			break;
+		case QPD_DYN_INLINE:
+			qpd__dyn_inline(e, vcpu);
+			break;
+		case QPD_DYN_COND_CB:
+			if (qpd__cond_holds((enum qpd_cond)e->cond,
+					    qpd_u64_get(e->entry, vcpu), e->imm))
+				((qpd_dyn_cb_t)e->fn)(vcpu, e->udata);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+/*
+ * Runs, in order, every memory entry whose rw intersects the access's
+ * (all of them: one that does not match does not stop the walk).
+ */
+static inline void
+qpd_dyn_exec_mem(const struct qpd_dyn *list, unsigned vcpu, uint64_t vaddr,
+		 uint32_t meminfo, enum qpd_mem_rw rw)
+{
+	unsigned n, i;
+	const struct qpd_dyn_entry *e = qpd__dyn_snapshot(list, &n);
+
+	for (i = 0; i < n; i++, e++) {
+		if ((e->rw & rw) == 0)
+			continue;
+		if (e->kind == QPD_DYN_MEM_CB)
+			((qpd_mem_cb_t)e->fn)(vcpu, meminfo, vaddr, e->udata);
+		else if (e->kind == QPD_DYN_MEM_INLINE)
+			qpd__dyn_inline(e, vcpu);
+	}
+}
+
+/*
+ * Retires every dynamic list, then runs the FLUSH callbacks; callable from
+ * any thread, inside a slice or not (it takes a short epoch section of its
+ * own).  The embedder must have stopped executing the lists it retires.
  */
 void qpd_flush(struct qpd *q);
 

@@ -218,6 +218,7 @@ qpd_new(const struct qpd_config *cfg)
 {
 	struct qpd_config c = { 0 };
 	struct qpd *q;
+	int err = 0;
 
 	if (cfg != NULL)
 		c = *cfg;
@@ -242,15 +243,29 @@ qpd_new(const struct qpd_config *cfg)
 	ck_stack_init(&q->guests);
 	if (qpd__plugins_init(q) != 0)
 		goto nomem_vdir;
-	if (sync_init(q) != 0)
+	if (qpd__ptrset_init(&q->live_sb, (uintptr_t)q) != 0)
 		goto nomem_plugins;
+	if (qpd__ptrset_init(&q->live_dyn, (uintptr_t)q) != 0)
+		goto nomem_live_sb;
+	err = qpd__arena_init(q);
+	if (err != 0)
+		goto fail_live_dyn;
+	if (sync_init(q) != 0)
+		goto nomem_arena;
 	if (reclaimer_start(q) != 0) {
 		pthread_cond_destroy(&q->wake);
 		pthread_mutex_destroy(&q->lock);
-		goto nomem_plugins;
+		goto nomem_arena;
 	}
 	return q;
 
+nomem_arena:
+	err = -ENOMEM;
+	qpd__arena_destroy(q);
+fail_live_dyn:
+	ck_hs_destroy(&q->live_dyn);
+nomem_live_sb:
+	ck_hs_destroy(&q->live_sb);
 nomem_plugins:
 	qpd__plugins_destroy(q);
 nomem_vdir:
@@ -258,7 +273,7 @@ nomem_vdir:
 nomem_q:
 	qpd__dealloc(q);
 nomem:
-	errno = ENOMEM;
+	errno = err ? -err : ENOMEM;
 	return NULL;
 }
 
@@ -273,6 +288,8 @@ qpd_free(struct qpd *q)
 	reclaimer_stop(q);
 	/* No record is active any more (precondition): run every entry. */
 	pthread_mutex_lock(&q->lock);
+	qpd__dyn_retire_all_locked(q);
+	qpd__scoreboards_retire_all_locked(q);
 	ck_epoch_reclaim(&q->wrec);
 	ready = q->ready;
 	q->ready = NULL;
@@ -281,6 +298,9 @@ qpd_free(struct qpd *q)
 
 	qpd__free_arrays(q);
 	qpd__plugins_destroy(q);
+	ck_hs_destroy(&q->live_dyn);
+	ck_hs_destroy(&q->live_sb);
+	qpd__arena_destroy(q);
 	qpd__vcpus_destroy(q);
 	for (e = CK_STACK_FIRST(&q->guests); e != NULL; e = next) {
 		next = CK_STACK_NEXT(e);
@@ -294,25 +314,30 @@ qpd_free(struct qpd *q)
 
 /*
  * Lends an epoch record to a thread that is not (acting as) a vCPU and
- * opens a section on it.  Recycling a free record costs one atomic swap;
- * a new record is allocated only when every lent one is in use.
+ * opens a section on it.  Guest records stay registered (an inactive record
+ * holds no grace period back) and are claimed with one compare-and-swap;
+ * a new one is allocated only when every guest record is lent.  The pool
+ * is separate from the vCPU records, so claiming never scans those.
  */
 struct qpd_guest *
 qpd__guest_enter(struct qpd *q)
 {
-	ck_epoch_record_t *r = ck_epoch_recycle(&q->core.epoch, NULL);
+	ck_stack_entry_t *e;
 	struct qpd_guest *g;
 
-	if (r != NULL) {
-		g = (struct qpd_guest *)(void *)r;
-	} else {
-		g = qpd__alloc(sizeof(*g));
-		if (g == NULL)
-			return NULL;
-		ck_epoch_register(&q->core.epoch, &g->rec, NULL);
-		ck_stack_push_upmc(&q->guests, &g->link);
+	CK_STACK_FOREACH(&q->guests, e) {
+		g = ck_stack_entry_container_guest(e);
+		if (ck_pr_load_uint(&g->lent) == 0 &&
+		    ck_pr_cas_uint(&g->lent, 0, 1))
+			goto claimed;
 	}
+	g = qpd__alloc(sizeof(*g));
+	if (g == NULL)
+		return NULL;
 	g->lent = 1;
+	ck_epoch_register(&q->core.epoch, &g->rec, g);
+	ck_stack_push_upmc(&q->guests, &g->link);
+claimed:
 	ck_epoch_begin(&g->rec, NULL);
 	return g;
 }
@@ -321,8 +346,9 @@ void
 qpd__guest_leave(struct qpd_guest *g)
 {
 	ck_epoch_end(&g->rec, NULL);
-	g->lent = 0;
-	ck_epoch_unregister(&g->rec);
+	/* The section's end before the record can be lent again. */
+	ck_pr_fence_release();
+	ck_pr_store_uint(&g->lent, 0);
 }
 
 /* Tells the embedder that every online vCPU's mask changed; no lock held. */
@@ -409,8 +435,8 @@ qpd_postfork(struct qpd *q, bool child)
 		struct qpd_guest *g = ck_stack_entry_container_guest(e);
 
 		if (g->lent) {
+			ck_pr_store_uint(&g->rec.active, 0);
 			g->lent = 0;
-			ck_epoch_unregister(&g->rec);
 		}
 	}
 	pthread_mutex_unlock(&q->lock);

@@ -35,10 +35,15 @@ struct qpd_notice {
 
 /* An epoch record lent to a thread that is not a vCPU. */
 struct qpd_guest {
-	ck_epoch_record_t rec; /* first: recycled records cast back */
+	ck_epoch_record_t rec;
 	ck_stack_entry_t link; /* on q->guests, forever */
-	unsigned lent;         /* owned by its borrower between enter/leave */
+	unsigned lent;         /* claimed by CAS; its borrower owns rec */
 	uint64_t n_dispatch[QPD_EV_COUNT];
+};
+
+/* A free range of scoreboard columns. */
+struct qpd_extent {
+	size_t off, len;
 };
 
 CK_STACK_CONTAINER(struct qpd_guest, link, ck_stack_entry_container_guest)
@@ -66,6 +71,16 @@ struct qpd {
 	ck_stack_t guests;       /* lock-free push, never popped */
 	unsigned atexit_ran;     /* ck_pr_fas: ATEXIT runs once */
 
+	char *arena;             /* max_vcpus regions of `region` bytes */
+	size_t region;
+	unsigned slot_align;
+	unsigned slot_hwm;       /* regions handed out: [0, hwm) may be dirty */
+	struct qpd_extent *free_ext; /* free columns, sorted by offset */
+	unsigned n_free_ext, cap_free_ext;
+	ck_hs_t live_sb;         /* live scoreboards */
+	ck_hs_t live_dyn;        /* live dynamic lists */
+	uint64_t sb_gen;         /* ck_pr loads outside the lock */
+
 	uint64_t n_registrations;
 	uint64_t n_unregistrations;
 	uint64_t n_done_calls;
@@ -90,6 +105,22 @@ void qpd__retire_locked(struct qpd *q, ck_epoch_entry_t *e, ck_epoch_cb_t *fn);
 void qpd__notify_masks(struct qpd *q);
 struct qpd_guest *qpd__guest_enter(struct qpd *q);
 void qpd__guest_leave(struct qpd_guest *g);
+
+/* ptrset.c */
+int qpd__ptrset_init(ck_hs_t *hs, unsigned long seed);
+bool qpd__ptrset_add(ck_hs_t *hs, const void *p);
+bool qpd__ptrset_has(ck_hs_t *hs, const void *p);
+bool qpd__ptrset_del(ck_hs_t *hs, const void *p);
+
+/* scoreboard.c */
+int qpd__arena_init(struct qpd *q);
+void qpd__arena_destroy(struct qpd *q);
+int qpd__arena_place(struct qpd *q, unsigned vcpu, int node, bool move);
+int qpd__current_node(void);
+void qpd__scoreboards_retire_all_locked(struct qpd *q);
+
+/* dyn.c */
+void qpd__dyn_retire_all_locked(struct qpd *q);
 
 /* plugin.c */
 int qpd__plugins_init(struct qpd *q);

@@ -205,6 +205,12 @@ dispatch_simple(struct qpd *q, enum qpd_event ev)
 void
 qpd_flush(struct qpd *q)
 {
+	if (q == NULL)
+		return;
+	/* Rare (translated code is being thrown away): a short lock is fine. */
+	pthread_mutex_lock(&q->lock);
+	qpd__dyn_retire_all_locked(q);
+	pthread_mutex_unlock(&q->lock);
 	dispatch_simple(q, QPD_EV_FLUSH);
 }
 

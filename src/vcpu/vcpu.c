@@ -75,8 +75,13 @@ qpd_vcpu_init(struct qpd *q, unsigned vcpu)
 		err = -EEXIST;
 		goto out;
 	}
-	if (v->rec.global == NULL)
+	if (!v->node_set)
+		ck_pr_store_int(&v->node, qpd__current_node());
+	if (v->rec.global == NULL) {
 		ck_epoch_register(&q->core.epoch, &v->rec, v);
+		/* This index's slots come into being. */
+		ck_pr_store_64(&q->sb_gen, q->sb_gen + 1);
+	}
 	CK_BITMAP_UNION(&v->mask, &q->mask);
 	/* Mask before online: whoever sees the vCPU online sees its mask. */
 	ck_pr_fence_store();
@@ -88,6 +93,15 @@ out:
 	pthread_mutex_unlock(&q->lock);
 	if (err != 0)
 		return QPD_FAIL(q, err);
+	/*
+	 * Best effort, outside the lock, and only when the binding changes: a
+	 * kernel that refuses mbind still runs the vCPU.
+	 */
+	int placed = ck_pr_load_int(&v->placed), node = ck_pr_load_int(&v->node);
+
+	if (placed != node + 1 &&
+	    qpd__arena_place(q, vcpu, node, placed != 0) == 0)
+		ck_pr_store_int(&v->placed, node + 1);
 	if (q->cfg.on_mask_change != NULL)
 		q->cfg.on_mask_change(vcpu, q->cfg.opaque);
 	run_vcpu_cbs(q, v, QPD_EV_VCPU_INIT);
@@ -161,6 +175,42 @@ qpd_vcpu_for_each(struct qpd *q, qpd_plugin_id id,
 			cb(id, i);
 	}
 	return 0;
+}
+
+int
+qpd_vcpu_set_node(struct qpd *q, unsigned vcpu, int node)
+{
+	struct qpd_vcpu *chunk;
+	int err;
+
+	if (q == NULL || vcpu >= q->core.max_vcpus)
+		return QPD_FAIL(q, -EINVAL);
+	err = qpd__arena_place(q, vcpu, node, true);
+	if (err == 0) {
+		pthread_mutex_lock(&q->lock);
+		chunk = chunk_get_locked(q, vcpu / QPD_VCPU_CHUNK);
+		if (chunk == NULL) {
+			err = -ENOMEM;
+		} else {
+			struct qpd_vcpu *v = &chunk[vcpu % QPD_VCPU_CHUNK];
+
+			ck_pr_store_int(&v->node, node);
+			v->node_set = 1;
+			ck_pr_store_int(&v->placed, node + 1);
+		}
+		pthread_mutex_unlock(&q->lock);
+	}
+	return err ? QPD_FAIL(q, err) : 0;
+}
+
+int
+qpd_vcpu_get_node(struct qpd *q, unsigned vcpu)
+{
+	struct qpd_vcpu *v = q ? qpd__vcpu(q, vcpu) : NULL;
+
+	if (v == NULL)
+		return QPD_FAIL(q, -EINVAL);
+	return ck_pr_load_int(&v->node);
 }
 
 unsigned

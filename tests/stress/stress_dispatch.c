@@ -47,6 +47,7 @@ static struct qpd *q;
 static unsigned n_readers = 8, n_writers = 2, seconds = 10;
 static bool pair_mode;
 static unsigned stop;
+static unsigned churn_span; /* vCPU indices each writer cycles through */
 
 static uint64_t n_violations, n_done, n_uninstalls, n_self_uninstalls;
 static uint64_t n_resets, n_registers, n_calls, n_dispatch, n_vcpu_churn;
@@ -300,7 +301,8 @@ churn_writer(unsigned widx)
 					NULL, NULL);
 			break;
 		case 4: /* grow the registry while readers run */
-			vcpu_churn(1024 + widx * 4096 + (r >> 12) % 4096);
+			vcpu_churn(1024 + widx * churn_span +
+				   (r >> 12) % churn_span);
 			break;
 		default:
 			register_all(live[k].id, live[k].o, r & 2);
@@ -382,8 +384,9 @@ main(int argc, char **argv)
 		}
 	}
 	q = qpd_new(NULL);
-	if (q == NULL)
+	if (q == NULL || n_readers > 1024 || n_writers == 0)
 		return 1;
+	churn_span = (QPD_DEFAULT_MAX_VCPUS - 1024) / n_writers;
 	t = calloc(n_readers + n_writers, sizeof(*t));
 	for (unsigned i = 0; i < n_readers; i++)
 		pthread_create(&t[i], NULL, reader, (void *)(uintptr_t)i);

@@ -1,0 +1,366 @@
+/*
+ * Scoreboards: one reserved arena, one region per vCPU, one column per
+ * scoreboard.
+ *
+ * The layout.  At qpd_new() the instance reserves (MAP_NORESERVE: address
+ * space only, pages appear zero-filled on first touch) max_vcpus regions of
+ * `region` bytes each, a multiple of the page size.  vCPU v owns region v.
+ * A scoreboard is a column: the same offset col_off in every region, with
+ * room for its element rounded up to the slot alignment.  So the slot of
+ * (scoreboard s, vCPU v) is arena + v * region + s->col_off = s->base +
+ * v * s->stride, for every v below max_vcpus, from the scoreboard's
+ * creation to its free.
+ *
+ * Why this is safe and never stops anyone.  Nothing ever moves: adding a
+ * vCPU touches no existing slot and needs no copy, so no running vCPU and
+ * no translated code that embedded base and stride can be invalidated; a
+ * concurrent inline add can never be lost to a reallocation (QEMU 9.0 has
+ * to stop every vCPU and flush all translated code for that).  Creating a
+ * scoreboard only takes a free column under q->lock.  Regions are whole
+ * pages, so two vCPUs' slots never share a cache line (nor a page: the
+ * adjacent-line prefetcher cannot couple them either), and each region can
+ * be bound to its vCPU's NUMA node with mbind().
+ *
+ * Freeing.  A freed column is zeroed and returned to the free list only
+ * from an epoch callback, after every slice that might still run a dynamic
+ * list referring to it has ended.  Zeroing covers every region an index
+ * was handed out for (slot_hwm), so every new slot starts zeroed.
+ *
+ * Descriptors come from jemalloc (qpd__alloc); the arena is one mmap
+ * because it must be page-aligned, placeable per page and larger than any
+ * allocator would hand out without committing it.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifdef QPD_HAVE_NUMA
+#include <numa.h>
+#include <numaif.h>
+#endif
+
+#include "../core/internal.h"
+
+#define DEFAULT_REGION (1u << 20)
+#define DEFAULT_SLOT_ALIGN 64u
+
+static size_t
+page_size(void)
+{
+	long p = sysconf(_SC_PAGESIZE);
+
+	return p > 0 ? (size_t)p : 4096;
+}
+
+int
+qpd__arena_init(struct qpd *q)
+{
+	size_t page = page_size();
+	size_t region = q->cfg.scoreboard_bytes_per_vcpu;
+	unsigned align = q->cfg.slot_align ? q->cfg.slot_align
+					   : DEFAULT_SLOT_ALIGN;
+	void *p;
+
+	if (region == 0)
+		region = DEFAULT_REGION;
+	if (align < 8 || align > page || (align & (align - 1)) != 0 ||
+	    region > ((size_t)1 << 32))
+		return -EINVAL;
+	region = (region + page - 1) & ~(page - 1);
+	if ((size_t)q->core.max_vcpus > SIZE_MAX / region)
+		return -EINVAL;
+	p = mmap(NULL, region * q->core.max_vcpus, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	q->arena = p;
+	q->region = region;
+	q->slot_align = align;
+	q->free_ext = qpd__alloc(sizeof(*q->free_ext) * 4);
+	if (q->free_ext == NULL) {
+		munmap(p, region * q->core.max_vcpus);
+		return -ENOMEM;
+	}
+	q->cap_free_ext = 4;
+	q->n_free_ext = 1;
+	q->free_ext[0].off = 0;
+	q->free_ext[0].len = region;
+	return 0;
+}
+
+void
+qpd__arena_destroy(struct qpd *q)
+{
+	if (q->arena != NULL)
+		munmap(q->arena, q->region * q->core.max_vcpus);
+	qpd__dealloc(q->free_ext);
+}
+
+/* First fit; returns the column offset or (size_t)-1 when full. */
+static size_t
+column_take_locked(struct qpd *q, size_t len)
+{
+	for (unsigned i = 0; i < q->n_free_ext; i++) {
+		struct qpd_extent *x = &q->free_ext[i];
+		size_t off = x->off;
+
+		if (x->len < len)
+			continue;
+		x->off += len;
+		x->len -= len;
+		if (x->len == 0) {
+			memmove(x, x + 1, (q->n_free_ext - i - 1) * sizeof(*x));
+			q->n_free_ext--;
+		}
+		return off;
+	}
+	return (size_t)-1;
+}
+
+/* Makes room for one more extent; called before anything changes. */
+static int
+extents_reserve_locked(struct qpd *q)
+{
+	struct qpd_extent *n;
+
+	if (q->n_free_ext < q->cap_free_ext)
+		return 0;
+	n = qpd__alloc(sizeof(*n) * q->cap_free_ext * 2);
+	if (n == NULL)
+		return -ENOMEM;
+	memcpy(n, q->free_ext, sizeof(*n) * q->n_free_ext);
+	qpd__dealloc(q->free_ext);
+	q->free_ext = n;
+	q->cap_free_ext *= 2;
+	return 0;
+}
+
+/* Returns a column, coalescing with its neighbours; room was reserved. */
+static void
+column_give_locked(struct qpd *q, size_t off, size_t len)
+{
+	unsigned i = 0;
+	struct qpd_extent *x;
+
+	while (i < q->n_free_ext && q->free_ext[i].off < off)
+		i++;
+	memmove(&q->free_ext[i + 1], &q->free_ext[i],
+		(q->n_free_ext - i) * sizeof(*x));
+	q->n_free_ext++;
+	x = &q->free_ext[i];
+	x->off = off;
+	x->len = len;
+	if (i + 1 < q->n_free_ext && x->off + x->len == x[1].off) {
+		x->len += x[1].len;
+		memmove(&x[1], &x[2], (q->n_free_ext - i - 2) * sizeof(*x));
+		q->n_free_ext--;
+	}
+	if (i > 0 && x[-1].off + x[-1].len == x->off) {
+		x[-1].len += x->len;
+		memmove(x, x + 1, (q->n_free_ext - i - 1) * sizeof(*x));
+		q->n_free_ext--;
+	}
+}
+
+/* Zeroes [p, p + len), giving whole pages back to the kernel. */
+static void
+zero_range(char *p, size_t len)
+{
+	size_t page = page_size();
+	char *lo = (char *)(((uintptr_t)p + page - 1) & ~(uintptr_t)(page - 1));
+	char *hi = (char *)(((uintptr_t)p + len) & ~(uintptr_t)(page - 1));
+
+	if (hi > lo && madvise(lo, (size_t)(hi - lo), MADV_DONTNEED) == 0) {
+		memset(p, 0, (size_t)(lo - p));
+		memset(hi, 0, (size_t)(p + len - hi));
+		return;
+	}
+	memset(p, 0, len);
+}
+
+/* Epoch callback, under q->lock: no slice can still use the column. */
+static void
+scoreboard_reclaim(ck_epoch_entry_t *e)
+{
+	struct qpd_scoreboard *sb = (struct qpd_scoreboard *)(void *)
+		((char *)e - offsetof(struct qpd_scoreboard, retire));
+	struct qpd *q = sb->q;
+	unsigned n = ck_pr_load_uint(&q->slot_hwm);
+
+	for (unsigned v = 0; v < n; v++)
+		zero_range(sb->base + (size_t)v * sb->stride, sb->col_size);
+	column_give_locked(q, sb->col_off, sb->col_size);
+	qpd__dealloc(sb);
+}
+
+static void
+hwm_raise(struct qpd *q, unsigned vcpu)
+{
+	unsigned cur = ck_pr_load_uint(&q->slot_hwm);
+
+	while (vcpu >= cur &&
+	       !ck_pr_cas_uint_value(&q->slot_hwm, cur, vcpu + 1, &cur))
+		;
+}
+
+/* Under q->lock, from qpd_free(): every live scoreboard goes. */
+void
+qpd__scoreboards_retire_all_locked(struct qpd *q)
+{
+	ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
+	void *p;
+
+	while (ck_hs_next(&q->live_sb, &it, &p)) {
+		struct qpd_scoreboard *sb = p;
+
+		/* The arena goes too: no need to zero or return the column. */
+		qpd__dealloc(sb);
+	}
+	ck_hs_reset(&q->live_sb);
+}
+
+struct qpd_scoreboard *
+qpd_scoreboard_new(struct qpd *q, size_t elem_size)
+{
+	struct qpd_scoreboard *sb;
+	size_t len;
+	int err = 0;
+
+	if (q == NULL || elem_size == 0 || elem_size > QPD_SCOREBOARD_MAX_ELEM) {
+		errno = EINVAL;
+		QPD_FAIL(q, -EINVAL);
+		return NULL;
+	}
+	len = (elem_size + q->slot_align - 1) & ~(size_t)(q->slot_align - 1);
+	sb = qpd__alloc(sizeof(*sb));
+	if (sb == NULL) {
+		errno = ENOMEM;
+		QPD_FAIL(q, -ENOMEM);
+		return NULL;
+	}
+	pthread_mutex_lock(&q->lock);
+	/* Both the live set and the later free need room: reserve first. */
+	if (extents_reserve_locked(q) != 0 || !qpd__ptrset_add(&q->live_sb, sb)) {
+		err = -ENOMEM;
+	} else {
+		sb->col_off = column_take_locked(q, len);
+		if (sb->col_off == (size_t)-1) {
+			qpd__ptrset_del(&q->live_sb, sb);
+			err = -ENOMEM;
+		}
+	}
+	if (err == 0) {
+		sb->q = q;
+		sb->col_size = len;
+		sb->elem_size = (unsigned)elem_size;
+		sb->stride = q->region;
+		sb->max_vcpus = q->core.max_vcpus;
+		sb->base = q->arena + sb->col_off;
+		ck_pr_store_64(&q->sb_gen, q->sb_gen + 1);
+	}
+	pthread_mutex_unlock(&q->lock);
+	if (err != 0) {
+		qpd__dealloc(sb);
+		errno = -err;
+		QPD_FAIL(q, err);
+		return NULL;
+	}
+	return sb;
+}
+
+int
+qpd_scoreboard_free(struct qpd *q, struct qpd_scoreboard *sb)
+{
+	int err = 0;
+
+	if (q == NULL || sb == NULL)
+		return QPD_FAIL(q, -EINVAL);
+	pthread_mutex_lock(&q->lock);
+	if (!qpd__ptrset_has(&q->live_sb, sb)) {
+		err = -ENOENT;
+	} else if (extents_reserve_locked(q) != 0) {
+		err = -ENOMEM; /* still live: the caller may retry */
+	} else {
+		qpd__ptrset_del(&q->live_sb, sb);
+		ck_pr_store_64(&q->sb_gen, q->sb_gen + 1);
+		qpd__retire_locked(q, &sb->retire, scoreboard_reclaim);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return err ? QPD_FAIL(q, err) : 0;
+}
+
+uint64_t
+qpd_scoreboard_generation(const struct qpd_scoreboard *sb)
+{
+	return sb ? ck_pr_load_64(&sb->q->sb_gen) : 0;
+}
+
+void *
+qpd_scoreboard_find(struct qpd_scoreboard *sb, unsigned vcpu)
+{
+	if (sb == NULL || vcpu >= sb->max_vcpus)
+		return NULL;
+	hwm_raise(sb->q, vcpu);
+	return sb->base + (size_t)vcpu * sb->stride;
+}
+
+uint64_t
+qpd_u64_sum(qpd_u64 e)
+{
+	unsigned n, v;
+	uint64_t sum = 0;
+
+	if (e.score == NULL)
+		return 0;
+	n = qpd_num_vcpus(e.score->q);
+	for (v = 0; v < n; v++)
+		sum += ck_pr_load_64(qpd_u64_slot(e, v));
+	return sum;
+}
+
+/*
+ * Binds vCPU vcpu's region to `node`; with `move`, pages already touched
+ * migrate too (costly: the kernel drains every CPU's page lists).
+ */
+int
+qpd__arena_place(struct qpd *q, unsigned vcpu, int node, bool move)
+{
+	hwm_raise(q, vcpu);
+#ifdef QPD_HAVE_NUMA
+	unsigned long mask[16] = { 0 };
+
+	if (numa_available() < 0)
+		return node == 0 ? 0 : -EINVAL;
+	if (node < 0 || node > numa_max_node() ||
+	    (size_t)node >= sizeof(mask) * 8)
+		return -EINVAL;
+	mask[node / 64] |= 1ul << (node % 64);
+	if (mbind(q->arena + (size_t)vcpu * q->region, q->region,
+		  MPOL_PREFERRED, mask, sizeof(mask) * 8 + 1,
+		  move ? MPOL_MF_MOVE : 0) != 0)
+		return -errno;
+	return 0;
+#else
+	(void)move;
+	return node == 0 ? 0 : -EINVAL;
+#endif
+}
+
+/* The NUMA node of the CPU the calling thread runs on; 0 without NUMA. */
+int
+qpd__current_node(void)
+{
+#ifdef QPD_HAVE_NUMA
+	int cpu, node;
+
+	if (numa_available() < 0)
+		return 0;
+	cpu = sched_getcpu();
+	node = cpu >= 0 ? numa_node_of_cpu(cpu) : 0;
+	return node >= 0 ? node : 0;
+#else
+	return 0;
+#endif
+}
