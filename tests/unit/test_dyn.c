@@ -1,0 +1,272 @@
+/* Dynamic callback lists: builders, executors, filters, conditions. */
+#include "helpers.h"
+
+struct fx {
+	struct qpd *q;
+	struct qpd_scoreboard *sb;
+	qpd_u64 c0, c1;
+	struct qpd_dyn *l;
+};
+
+static struct fx
+setup(void)
+{
+	struct fx f = { .q = new_manual() };
+
+	f.sb = qpd_scoreboard_new(f.q, 16);
+	cr_assert_not_null(f.sb);
+	f.c0 = (qpd_u64){ f.sb, 0 };
+	f.c1 = (qpd_u64){ f.sb, 8 };
+	f.l = qpd_dyn_new(f.q);
+	cr_assert_not_null(f.l);
+	cr_assert_eq(qpd_vcpu_init(f.q, 1), 0);
+	cr_assert(qpd_vcpu_enter(f.q, 1));
+	return f;
+}
+
+static void
+teardown(struct fx *f)
+{
+	qpd_vcpu_leave(f->q, 1);
+	qpd_free(f->q);
+}
+
+static void
+cb(unsigned vcpu, void *udata)
+{
+	log_call((int)(uintptr_t)udata, 0, vcpu, udata);
+}
+
+static uint64_t last_vaddr;
+static uint32_t last_info;
+
+static void
+mem_cb(unsigned vcpu, uint32_t meminfo, uint64_t vaddr, void *udata)
+{
+	last_vaddr = vaddr;
+	last_info = meminfo;
+	log_call((int)(uintptr_t)udata, 0, vcpu, udata);
+}
+
+Test(dyn, callbacks_and_inline_ops_in_order)
+{
+	struct fx f = setup();
+
+	cr_assert_eq(qpd_dyn_add_cb(f.l, cb, (void *)1), 0);
+	cr_assert_eq(qpd_dyn_add_inline(f.l, QPD_OP_ADD_U64, f.c0, 5), 0);
+	cr_assert_eq(qpd_dyn_add_cond_cb(f.l, cb, (void *)2, QPD_COND_EQ, f.c0,
+					 5), 0);
+	cr_assert_eq(qpd_dyn_add_cb(f.l, cb, (void *)3), 0);
+	qpd_dyn_exec(f.l, 1);
+	cr_assert_eq(LOG.n, 3);
+	cr_assert_eq(LOG.e[0].tag, 1);
+	cr_assert_eq(LOG.e[1].tag, 2, "the condition saw the add before it");
+	cr_assert_eq(LOG.e[2].tag, 3);
+	cr_assert_eq(LOG.e[0].vcpu, 1);
+	qpd_dyn_exec(f.l, 1);
+	cr_assert_eq(LOG.n, 5, "10 != 5: the conditional callback is skipped");
+	cr_assert_eq(qpd_u64_get(f.c0, 1), 10);
+	cr_assert_eq(qpd_u64_get(f.c0, 0), 0, "other vCPUs untouched");
+	teardown(&f);
+}
+
+Test(dyn, store_then_add)
+{
+	struct fx f = setup();
+
+	cr_assert_eq(qpd_dyn_add_inline(f.l, QPD_OP_STORE_U64, f.c1, 5), 0);
+	cr_assert_eq(qpd_dyn_add_inline(f.l, QPD_OP_ADD_U64, f.c1, 3), 0);
+	qpd_dyn_exec(f.l, 1);
+	cr_assert_eq(qpd_u64_get(f.c1, 1), 8);
+	qpd_dyn_exec(f.l, 1);
+	cr_assert_eq(qpd_u64_get(f.c1, 1), 8);
+	cr_assert_eq(qpd_u64_get(f.c0, 1), 0);
+	teardown(&f);
+}
+
+Test(dyn, memory_filter_matrix_runs_every_match)
+{
+	struct fx f = setup();
+	static const enum qpd_mem_rw kinds[3] = { QPD_MEM_R, QPD_MEM_W,
+						  QPD_MEM_RW };
+
+	/* Entry i: callback tagged 10+i with rw = kinds[i % 3], then an
+	 * inline add of 1 << i with rw = kinds[(i + 1) % 3]. */
+	for (unsigned i = 0; i < 6; i++) {
+		cr_assert_eq(qpd_dyn_add_mem_cb(f.l, mem_cb, kinds[i % 3],
+						(void *)(uintptr_t)(10 + i)), 0);
+		cr_assert_eq(qpd_dyn_add_mem_inline(f.l, kinds[(i + 1) % 3],
+						    QPD_OP_ADD_U64, f.c0,
+						    1u << i), 0);
+	}
+	for (unsigned a = 0; a < 3; a++) {
+		uint64_t before = qpd_u64_get(f.c0, 1), want_add = 0;
+		unsigned want_n = 0;
+
+		LOG.n = 0;
+		qpd_dyn_exec_mem(f.l, 1, 0x1000 + a, 0xabc, kinds[a]);
+		for (unsigned i = 0; i < 6; i++) {
+			if (kinds[i % 3] & kinds[a]) {
+				cr_assert_eq(LOG.e[want_n].tag, (int)(10 + i),
+					     "access %u: callback %u", a, i);
+				want_n++;
+			}
+			if (kinds[(i + 1) % 3] & kinds[a])
+				want_add += 1u << i;
+		}
+		cr_assert_eq(LOG.n, want_n, "access %u", a);
+		cr_assert_eq(qpd_u64_get(f.c0, 1) - before, want_add,
+			     "access %u", a);
+		cr_assert_eq(last_vaddr, 0x1000 + a);
+		cr_assert_eq(last_info, 0xabc);
+	}
+	/* Memory entries are not run by the plain executor. */
+	LOG.n = 0;
+	qpd_dyn_exec(f.l, 1);
+	cr_assert_eq(LOG.n, 0);
+	teardown(&f);
+}
+
+Test(dyn, mixed_list_each_executor_runs_its_kind)
+{
+	struct fx f = setup();
+
+	cr_assert_eq(qpd_dyn_add_cb(f.l, cb, (void *)1), 0);
+	cr_assert_eq(qpd_dyn_add_mem_cb(f.l, mem_cb, QPD_MEM_RW, (void *)2), 0);
+	cr_assert_eq(qpd_dyn_add_inline(f.l, QPD_OP_ADD_U64, f.c0, 1), 0);
+	cr_assert_eq(qpd_dyn_add_mem_inline(f.l, QPD_MEM_RW, QPD_OP_ADD_U64,
+					    f.c1, 1), 0);
+	qpd_dyn_exec(f.l, 1);
+	cr_assert_eq(LOG.n, 1);
+	cr_assert_eq(LOG.e[0].tag, 1);
+	qpd_dyn_exec_mem(f.l, 1, 0, 0, QPD_MEM_R);
+	cr_assert_eq(LOG.n, 2);
+	cr_assert_eq(LOG.e[1].tag, 2);
+	cr_assert_eq(qpd_u64_get(f.c0, 1), 1);
+	cr_assert_eq(qpd_u64_get(f.c1, 1), 1);
+	teardown(&f);
+}
+
+static bool
+expect(enum qpd_cond c, uint64_t v, uint64_t imm)
+{
+	switch (c) {
+	case QPD_COND_EQ: return v == imm;
+	case QPD_COND_NE: return v != imm;
+	case QPD_COND_LT: return v < imm;
+	case QPD_COND_LE: return v <= imm;
+	case QPD_COND_GT: return v > imm;
+	case QPD_COND_GE: return v >= imm;
+	case QPD_COND_ALWAYS: return true;
+	default: return false;
+	}
+}
+
+Test(dyn, unsigned_conditions_at_boundaries)
+{
+	static const uint64_t vals[] = { 0, 1, UINT64_C(1) << 63,
+					 (UINT64_C(1) << 63) - 1,
+					 (UINT64_C(1) << 63) + 1, UINT64_MAX };
+	const unsigned nv = sizeof(vals) / sizeof(vals[0]);
+	struct fx f = setup();
+
+	for (enum qpd_cond c = QPD_COND_NEVER; c <= QPD_COND_GE; c++) {
+		for (unsigned i = 0; i < nv; i++) {
+			for (unsigned j = 0; j < nv; j++) {
+				struct qpd_dyn *l = qpd_dyn_new(f.q);
+
+				cr_assert_eq(qpd_dyn_add_cond_cb(l, cb, (void *)7,
+								 c, f.c0,
+								 vals[j]), 0);
+				qpd_u64_set(f.c0, 1, vals[i]);
+				LOG.n = 0;
+				qpd_dyn_exec(l, 1);
+				cr_assert_eq(LOG.n, expect(c, vals[i], vals[j]),
+					     "cond %d, %llu vs %llu", c,
+					     (unsigned long long)vals[i],
+					     (unsigned long long)vals[j]);
+				cr_assert_eq(qpd_dyn_retire(f.q, l), 0);
+			}
+		}
+	}
+	teardown(&f);
+}
+
+Test(dyn, never_adds_nothing_always_adds_plain)
+{
+	struct fx f = setup();
+
+	cr_assert_eq(qpd_dyn_add_cond_cb(f.l, cb, (void *)1, QPD_COND_NEVER,
+					 f.c0, 0), 0);
+	cr_assert_eq(f.l->n, 0);
+	cr_assert_eq(qpd_dyn_add_cond_cb(f.l, cb, (void *)1, QPD_COND_ALWAYS,
+					 f.c0, 0), 0);
+	cr_assert_eq(f.l->n, 1);
+	cr_assert_eq(f.l->e[0].kind, QPD_DYN_CB);
+	teardown(&f);
+}
+
+Test(dyn, growth_keeps_order)
+{
+	struct fx f = setup();
+
+	for (uintptr_t i = 0; i < 200; i++)
+		cr_assert_eq(qpd_dyn_add_cb(f.l, cb, (void *)i), 0);
+	qpd_dyn_exec(f.l, 1);
+	cr_assert_eq(LOG.n, 200);
+	for (unsigned i = 0; i < 200; i++)
+		cr_assert_eq(LOG.e[i].tag, (int)i);
+	teardown(&f);
+}
+
+Test(dyn, bad_arguments)
+{
+	struct fx f = setup();
+	struct qpd_scoreboard *gone = qpd_scoreboard_new(f.q, 8);
+
+	cr_assert_eq(qpd_dyn_add_cb(NULL, cb, NULL), -EINVAL);
+	cr_assert_eq(qpd_dyn_add_cb(f.l, NULL, NULL), -EINVAL);
+	cr_assert_eq(qpd_dyn_add_inline(f.l, (enum qpd_inline_op)2, f.c0, 1),
+		     -EINVAL);
+	cr_assert_eq(qpd_dyn_add_inline(f.l, QPD_OP_ADD_U64,
+					(qpd_u64){ f.sb, 4 }, 1), -EINVAL);
+	cr_assert_eq(qpd_dyn_add_inline(f.l, QPD_OP_ADD_U64,
+					(qpd_u64){ f.sb, 16 }, 1), -EINVAL);
+	cr_assert_eq(qpd_dyn_add_inline(f.l, QPD_OP_ADD_U64,
+					(qpd_u64){ NULL, 0 }, 1), -EINVAL);
+	cr_assert_eq(qpd_dyn_add_cond_cb(f.l, cb, NULL, (enum qpd_cond)99,
+					 f.c0, 0), -EINVAL);
+	cr_assert_eq(qpd_dyn_add_mem_cb(f.l, mem_cb, (enum qpd_mem_rw)0, NULL),
+		     -EINVAL);
+	cr_assert_eq(qpd_dyn_add_mem_cb(f.l, mem_cb, (enum qpd_mem_rw)4, NULL),
+		     -EINVAL);
+	cr_assert_eq(qpd_dyn_add_mem_inline(f.l, QPD_MEM_R,
+					    (enum qpd_inline_op)7, f.c0, 0),
+		     -EINVAL);
+	cr_assert_eq(qpd_scoreboard_free(f.q, gone), 0);
+	cr_assert_eq(qpd_dyn_add_inline(f.l, QPD_OP_ADD_U64,
+					(qpd_u64){ gone, 0 }, 1), -ENOENT);
+	cr_assert_eq(f.l->n, 0, "no failed call added anything");
+	teardown(&f);
+}
+
+Test(dyn, flush_and_retire)
+{
+	struct fx f = setup();
+	struct qpd_dyn *other = qpd_dyn_new(f.q);
+	struct qpd_stats st;
+
+	cr_assert_eq(qpd_dyn_add_cb(other, cb, NULL), 0);
+	cr_assert_eq(qpd_dyn_retire(f.q, other), 0);
+	cr_assert_eq(qpd_dyn_retire(f.q, other), -ENOENT);
+	qpd_flush(f.q);
+	cr_assert_eq(qpd_dyn_retire(f.q, f.l), -ENOENT, "flush retired it");
+	cr_assert_eq(qpd_stats_get(f.q, &st), 0);
+	cr_assert_geq(st.n_pending_reclaim, 2, "freed only after the slice");
+	qpd_vcpu_leave(f.q, 1);
+	for (int i = 0; i < 10; i++)
+		qpd_reclaim(f.q);
+	cr_assert_eq(qpd_stats_get(f.q, &st), 0);
+	cr_assert_eq(st.n_pending_reclaim, 0);
+	qpd_free(f.q);
+}
