@@ -77,6 +77,7 @@ struct qpd {
 	unsigned slot_hwm;       /* regions handed out: [0, hwm) may be dirty */
 	struct qpd_extent *free_ext; /* free columns, sorted by offset */
 	unsigned n_free_ext, cap_free_ext;
+	unsigned n_ext_promised; /* frees awaiting their grace period */
 	ck_hs_t live_sb;         /* live scoreboards */
 	ck_hs_t live_dyn;        /* live dynamic lists */
 	uint64_t sb_gen;         /* ck_pr loads outside the lock */

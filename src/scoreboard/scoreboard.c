@@ -119,13 +119,16 @@ column_take_locked(struct qpd *q, size_t len)
 	return (size_t)-1;
 }
 
-/* Makes room for one more extent; called before anything changes. */
+/*
+ * Makes room for one more extent beyond those already promised to frees
+ * still waiting for their grace period; called before anything changes.
+ */
 static int
 extents_reserve_locked(struct qpd *q)
 {
 	struct qpd_extent *n;
 
-	if (q->n_free_ext < q->cap_free_ext)
+	if (q->n_free_ext + q->n_ext_promised < q->cap_free_ext)
 		return 0;
 	n = qpd__alloc(sizeof(*n) * q->cap_free_ext * 2);
 	if (n == NULL)
@@ -191,6 +194,7 @@ scoreboard_reclaim(ck_epoch_entry_t *e)
 
 	for (unsigned v = 0; v < n; v++)
 		zero_range(sb->base + (size_t)v * sb->stride, sb->col_size);
+	q->n_ext_promised--;
 	column_give_locked(q, sb->col_off, sb->col_size);
 	qpd__dealloc(sb);
 }
@@ -241,8 +245,7 @@ qpd_scoreboard_new(struct qpd *q, size_t elem_size)
 		return NULL;
 	}
 	pthread_mutex_lock(&q->lock);
-	/* Both the live set and the later free need room: reserve first. */
-	if (extents_reserve_locked(q) != 0 || !qpd__ptrset_add(&q->live_sb, sb)) {
+	if (!qpd__ptrset_add(&q->live_sb, sb)) {
 		err = -ENOMEM;
 	} else {
 		sb->col_off = column_take_locked(q, len);
@@ -284,6 +287,7 @@ qpd_scoreboard_free(struct qpd *q, struct qpd_scoreboard *sb)
 		err = -ENOMEM; /* still live: the caller may retry */
 	} else {
 		qpd__ptrset_del(&q->live_sb, sb);
+		q->n_ext_promised++;
 		ck_pr_store_64(&q->sb_gen, q->sb_gen + 1);
 		qpd__retire_locked(q, &sb->retire, scoreboard_reclaim);
 	}
