@@ -92,12 +92,10 @@ struct qpd_config {
 	void (*on_error)(int err, const char *func, void *opaque);
 	void *opaque;
 	/*
-	 * Scoreboard space per vCPU (all scoreboards' slots together); 0 means
-	 * 1 MiB.  max_vcpus times this much address space is reserved, not
-	 * committed.
+	 * Slot alignment: 0 means 64; 128 suits adjacent-line prefetchers.
+	 * (All scoreboards of a vCPU share QPD_SB_REGION bytes; max_vcpus + 1
+	 * regions of address space are reserved, not committed.)
 	 */
-	size_t scoreboard_bytes_per_vcpu;
-	/* Slot alignment: 0 means 64; 128 suits adjacent-line prefetchers. */
 	unsigned slot_align;
 };
 

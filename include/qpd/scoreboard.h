@@ -2,10 +2,12 @@
  * qpd/scoreboard.h - per-vCPU scoreboards whose slots never move.
  *
  * A scoreboard gives every vCPU a zero-initialised slot of elem_size bytes.
- * The slot of vCPU v is at base + v * stride for the scoreboard's whole
- * life, whatever vCPUs are added, so translated code may embed base and
- * stride.  Slots of different vCPUs never share a cache line (they live in
- * different pages), and a vCPU's slots sit on its NUMA node.
+ * The slot of vCPU v is at base + v * QPD_SB_REGION for the scoreboard's
+ * whole life, whatever vCPUs are added, so translated code may embed base
+ * and the constant stride.  Slots of different vCPUs never share a cache
+ * line (they live in different pages), and a vCPU's slots sit on its NUMA
+ * node.  The descriptor itself sits one region below vCPU 0's slot, so a
+ * slot's address is computed from the handle with no memory load.
  *
  * The inline accessors take no lock and make no atomic read-modify-write:
  * each slot has one writer, its vCPU's thread, and readers use ck_pr loads.
@@ -19,10 +21,17 @@
 extern "C" {
 #endif
 
-/* The first members are read by the inline accessors; the rest is private. */
+/* Bytes from one vCPU's slots to the next's: a compile-time constant. */
+#define QPD_SB_REGION_SHIFT 20
+#define QPD_SB_REGION ((size_t)1 << QPD_SB_REGION_SHIFT)
+
+/*
+ * Lives in the arena, at (char *)base - QPD_SB_REGION.  max_vcpus is read
+ * by the inline accessors; the rest is informative or private.
+ */
 struct qpd_scoreboard {
 	char *base;          /* vCPU 0's slot */
-	size_t stride;       /* bytes from one vCPU's slot to the next's */
+	size_t stride;       /* QPD_SB_REGION */
 	unsigned max_vcpus;
 	unsigned elem_size;
 	struct qpd *q;
@@ -61,12 +70,15 @@ uint64_t qpd_scoreboard_generation(const struct qpd_scoreboard *sb);
 /* Address of vCPU vcpu's slot, stable until sb is freed; NULL past max. */
 void *qpd_scoreboard_find(struct qpd_scoreboard *sb, unsigned vcpu);
 
-/* Address of e's counter for vcpu; vcpu must be below max_vcpus. */
+/*
+ * Address of e's counter for vcpu, computed from the handle alone; vcpu
+ * must be below max_vcpus.
+ */
 static inline uint64_t *
 qpd_u64_slot(qpd_u64 e, unsigned vcpu)
 {
-	return (uint64_t *)(void *)(e.score->base +
-				    (size_t)vcpu * e.score->stride + e.offset);
+	return (uint64_t *)(void *)((char *)e.score + e.offset +
+				    (((size_t)vcpu + 1) << QPD_SB_REGION_SHIFT));
 }
 
 /*

@@ -71,8 +71,7 @@ struct qpd {
 	ck_stack_t guests;       /* lock-free push, never popped */
 	unsigned atexit_ran;     /* ck_pr_fas: ATEXIT runs once */
 
-	char *arena;             /* max_vcpus regions of `region` bytes */
-	size_t region;
+	char *arena;             /* descriptors, then one region per vCPU */
 	unsigned slot_align;
 	unsigned slot_hwm;       /* regions handed out: [0, hwm) may be dirty */
 	struct qpd_extent *free_ext; /* free columns, sorted by offset */

@@ -3,13 +3,16 @@
  * scoreboard.
  *
  * The layout.  At qpd_new() the instance reserves (MAP_NORESERVE: address
- * space only, pages appear zero-filled on first touch) max_vcpus regions of
- * `region` bytes each, a multiple of the page size.  vCPU v owns region v.
- * A scoreboard is a column: the same offset col_off in every region, with
- * room for its element rounded up to the slot alignment.  So the slot of
- * (scoreboard s, vCPU v) is arena + v * region + s->col_off = s->base +
- * v * s->stride, for every v below max_vcpus, from the scoreboard's
- * creation to its free.
+ * space only, pages appear zero-filled on first touch) max_vcpus + 1
+ * regions of QPD_SB_REGION (1 MiB) each.  Region 0 holds descriptors; vCPU
+ * v owns region v + 1.  A scoreboard is a column: the same offset col_off
+ * in every region, as wide as its element rounded up to the slot alignment
+ * (and at least as wide as its descriptor, which sits in region 0 of its
+ * own column).  So the slot of (scoreboard s, vCPU v) is
+ * (char *)s + (v + 1) * QPD_SB_REGION, for every v below max_vcpus, from
+ * the scoreboard's creation to its free: the inline add computes it from
+ * the handle without loading anything, which keeps it as fast as a bare
+ * per-thread counter.
  *
  * Why this is safe and never stops anyone.  Nothing ever moves: adding a
  * vCPU touches no existing slot and needs no copy, so no running vCPU and
@@ -43,7 +46,6 @@
 
 #include "../core/internal.h"
 
-#define DEFAULT_REGION (1u << 20)
 #define DEFAULT_SLOT_ALIGN 64u
 
 static size_t
@@ -54,39 +56,43 @@ page_size(void)
 	return p > 0 ? (size_t)p : 4096;
 }
 
+static size_t
+arena_size(const struct qpd *q)
+{
+	return ((size_t)q->core.max_vcpus + 1) << QPD_SB_REGION_SHIFT;
+}
+
+/* Region of vCPU vcpu (region 0 holds the descriptors). */
+static char *
+region_of(const struct qpd *q, unsigned vcpu)
+{
+	return q->arena + (((size_t)vcpu + 1) << QPD_SB_REGION_SHIFT);
+}
+
 int
 qpd__arena_init(struct qpd *q)
 {
-	size_t page = page_size();
-	size_t region = q->cfg.scoreboard_bytes_per_vcpu;
 	unsigned align = q->cfg.slot_align ? q->cfg.slot_align
 					   : DEFAULT_SLOT_ALIGN;
 	void *p;
 
-	if (region == 0)
-		region = DEFAULT_REGION;
-	if (align < 8 || align > page || (align & (align - 1)) != 0 ||
-	    region > ((size_t)1 << 32))
+	if (align < 8 || align > page_size() || (align & (align - 1)) != 0)
 		return -EINVAL;
-	region = (region + page - 1) & ~(page - 1);
-	if ((size_t)q->core.max_vcpus > SIZE_MAX / region)
-		return -EINVAL;
-	p = mmap(NULL, region * q->core.max_vcpus, PROT_READ | PROT_WRITE,
+	p = mmap(NULL, arena_size(q), PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return -ENOMEM;
 	q->arena = p;
-	q->region = region;
 	q->slot_align = align;
 	q->free_ext = qpd__alloc(sizeof(*q->free_ext) * 4);
 	if (q->free_ext == NULL) {
-		munmap(p, region * q->core.max_vcpus);
+		munmap(p, arena_size(q));
 		return -ENOMEM;
 	}
 	q->cap_free_ext = 4;
 	q->n_free_ext = 1;
 	q->free_ext[0].off = 0;
-	q->free_ext[0].len = region;
+	q->free_ext[0].len = QPD_SB_REGION;
 	return 0;
 }
 
@@ -94,7 +100,7 @@ void
 qpd__arena_destroy(struct qpd *q)
 {
 	if (q->arena != NULL)
-		munmap(q->arena, q->region * q->core.max_vcpus);
+		munmap(q->arena, arena_size(q));
 	qpd__dealloc(q->free_ext);
 }
 
@@ -190,13 +196,15 @@ scoreboard_reclaim(ck_epoch_entry_t *e)
 	struct qpd_scoreboard *sb = (struct qpd_scoreboard *)(void *)
 		((char *)e - offsetof(struct qpd_scoreboard, retire));
 	struct qpd *q = sb->q;
+	size_t off = sb->col_off, len = sb->col_size;
 	unsigned n = ck_pr_load_uint(&q->slot_hwm);
 
 	for (unsigned v = 0; v < n; v++)
-		zero_range(sb->base + (size_t)v * sb->stride, sb->col_size);
+		zero_range(region_of(q, v) + off, len);
+	/* The descriptor last: it was read above. */
+	zero_range(q->arena + off, len);
 	q->n_ext_promised--;
-	column_give_locked(q, sb->col_off, sb->col_size);
-	qpd__dealloc(sb);
+	column_give_locked(q, off, len);
 }
 
 static void
@@ -213,23 +221,15 @@ hwm_raise(struct qpd *q, unsigned vcpu)
 void
 qpd__scoreboards_retire_all_locked(struct qpd *q)
 {
-	ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
-	void *p;
-
-	while (ck_hs_next(&q->live_sb, &it, &p)) {
-		struct qpd_scoreboard *sb = p;
-
-		/* The arena goes too: no need to zero or return the column. */
-		qpd__dealloc(sb);
-	}
+	/* Descriptors live in the arena, which goes too: nothing to free. */
 	ck_hs_reset(&q->live_sb);
 }
 
 struct qpd_scoreboard *
 qpd_scoreboard_new(struct qpd *q, size_t elem_size)
 {
-	struct qpd_scoreboard *sb;
-	size_t len;
+	struct qpd_scoreboard *sb = NULL;
+	size_t len, off;
 	int err = 0;
 
 	if (q == NULL || elem_size == 0 || elem_size > QPD_SCOREBOARD_MAX_ELEM) {
@@ -237,35 +237,32 @@ qpd_scoreboard_new(struct qpd *q, size_t elem_size)
 		QPD_FAIL(q, -EINVAL);
 		return NULL;
 	}
-	len = (elem_size + q->slot_align - 1) & ~(size_t)(q->slot_align - 1);
-	sb = qpd__alloc(sizeof(*sb));
-	if (sb == NULL) {
-		errno = ENOMEM;
-		QPD_FAIL(q, -ENOMEM);
-		return NULL;
-	}
+	len = elem_size > sizeof(*sb) ? elem_size : sizeof(*sb);
+	len = (len + q->slot_align - 1) & ~(size_t)(q->slot_align - 1);
 	pthread_mutex_lock(&q->lock);
-	if (!qpd__ptrset_add(&q->live_sb, sb)) {
+	off = column_take_locked(q, len);
+	if (off == (size_t)-1) {
 		err = -ENOMEM;
 	} else {
-		sb->col_off = column_take_locked(q, len);
-		if (sb->col_off == (size_t)-1) {
-			qpd__ptrset_del(&q->live_sb, sb);
+		/* A column is zero when taken: fresh, or zeroed when freed. */
+		sb = (struct qpd_scoreboard *)(void *)(q->arena + off);
+		if (!qpd__ptrset_add(&q->live_sb, sb)) {
+			column_give_locked(q, off, len);
 			err = -ENOMEM;
 		}
 	}
 	if (err == 0) {
 		sb->q = q;
+		sb->col_off = off;
 		sb->col_size = len;
 		sb->elem_size = (unsigned)elem_size;
-		sb->stride = q->region;
+		sb->stride = QPD_SB_REGION;
 		sb->max_vcpus = q->core.max_vcpus;
-		sb->base = q->arena + sb->col_off;
+		sb->base = region_of(q, 0) + off;
 		ck_pr_store_64(&q->sb_gen, q->sb_gen + 1);
 	}
 	pthread_mutex_unlock(&q->lock);
 	if (err != 0) {
-		qpd__dealloc(sb);
 		errno = -err;
 		QPD_FAIL(q, err);
 		return NULL;
@@ -307,7 +304,7 @@ qpd_scoreboard_find(struct qpd_scoreboard *sb, unsigned vcpu)
 	if (sb == NULL || vcpu >= sb->max_vcpus)
 		return NULL;
 	hwm_raise(sb->q, vcpu);
-	return sb->base + (size_t)vcpu * sb->stride;
+	return qpd_u64_slot((qpd_u64){ sb, 0 }, vcpu);
 }
 
 uint64_t
@@ -341,7 +338,7 @@ qpd__arena_place(struct qpd *q, unsigned vcpu, int node, bool move)
 	    (size_t)node >= sizeof(mask) * 8)
 		return -EINVAL;
 	mask[node / 64] |= 1ul << (node % 64);
-	if (mbind(q->arena + (size_t)vcpu * q->region, q->region,
+	if (mbind(region_of(q, vcpu), QPD_SB_REGION,
 		  MPOL_PREFERRED, mask, sizeof(mask) * 8 + 1,
 		  move ? MPOL_MF_MOVE : 0) != 0)
 		return -errno;

@@ -11,11 +11,10 @@
 #endif
 
 static struct qpd *
-new_q(size_t bytes_per_vcpu, unsigned align)
+new_q(unsigned align)
 {
 	struct qpd_config cfg = { .no_reclaimer_thread = true,
 				  .max_vcpus = 8192,
-				  .scoreboard_bytes_per_vcpu = bytes_per_vcpu,
 				  .slot_align = align };
 	struct qpd *q = qpd_new(&cfg);
 
@@ -44,7 +43,7 @@ all_zero(const unsigned char *p, size_t n)
 
 Test(scoreboard, find_is_stable_while_growing_to_4096)
 {
-	struct qpd *q = new_q(0, 0);
+	struct qpd *q = new_q(0);
 	struct qpd_scoreboard *sb = qpd_scoreboard_new(q, 8);
 	void *before[4];
 
@@ -60,7 +59,7 @@ Test(scoreboard, find_is_stable_while_growing_to_4096)
 		cr_assert_eq(qpd_scoreboard_find(sb, v), before[v]);
 	for (unsigned v = 0; v < 4096; v += 511)
 		cr_assert_eq(qpd_scoreboard_find(sb, v),
-			     (char *)before[0] + (size_t)v * sb->stride);
+			     (char *)before[0] + (size_t)v * QPD_SB_REGION);
 	cr_assert_null(qpd_scoreboard_find(sb, 8192));
 	cr_assert_null(qpd_scoreboard_find(NULL, 0));
 	qpd_free(q);
@@ -70,7 +69,7 @@ Test(scoreboard, element_sizes_start_zeroed_and_are_rezeroed)
 {
 	static const size_t sizes[] = { 1, 7, 8, 63, 64, 65, 4095, 4096, 12345,
 					65536 };
-	struct qpd *q = new_q(0, 0);
+	struct qpd *q = new_q(0);
 
 	for (unsigned v = 0; v < 3; v++)
 		cr_assert_eq(qpd_vcpu_init(q, v), 0);
@@ -97,7 +96,7 @@ Test(scoreboard, element_sizes_start_zeroed_and_are_rezeroed)
 
 Test(scoreboard, bad_sizes_and_double_free)
 {
-	struct qpd *q = new_q(0, 0);
+	struct qpd *q = new_q(0);
 	struct qpd_scoreboard *sb;
 
 	errno = 0;
@@ -115,27 +114,32 @@ Test(scoreboard, bad_sizes_and_double_free)
 	qpd_free(q);
 }
 
-Test(scoreboard, full_arena_reports_enomem_then_recovers)
+Test(scoreboard, full_region_reports_enomem_then_recovers)
 {
-	struct qpd *q = new_q(4096, 0);
+	struct qpd *q = new_q(0);
+	size_t half = QPD_SCOREBOARD_MAX_ELEM / 2;
+	unsigned n = (unsigned)(QPD_SB_REGION / half);
 	struct qpd_scoreboard *sb[64];
 
-	for (int i = 0; i < 64; i++)
-		cr_assert_not_null(sb[i] = qpd_scoreboard_new(q, 64));
+	cr_assert_leq(n, 64);
+	for (unsigned i = 0; i < n; i++)
+		cr_assert_not_null(sb[i] = qpd_scoreboard_new(q, half));
 	errno = 0;
 	cr_assert_null(qpd_scoreboard_new(q, 1));
 	cr_assert_eq(errno, ENOMEM);
 	free_and_reclaim(q, sb[10]);
+	cr_assert_null(qpd_scoreboard_new(q, half + 1), "one hole is too small");
 	free_and_reclaim(q, sb[11]);
-	cr_assert_null(qpd_scoreboard_new(q, 129), "no 192-byte hole");
-	cr_assert_not_null(qpd_scoreboard_new(q, 128), "holes coalesce");
+	cr_assert_not_null(qpd_scoreboard_new(q, half + 1), "holes coalesce");
+	cr_assert_not_null(qpd_scoreboard_new(q, half - 64), "the rest fits");
+	cr_assert_null(qpd_scoreboard_new(q, 1));
 	qpd_free(q);
 }
 
 static void
 check_layout(unsigned align)
 {
-	struct qpd *q = new_q(0, align);
+	struct qpd *q = new_q(align);
 	struct qpd_scoreboard *a = qpd_scoreboard_new(q, 8);
 	struct qpd_scoreboard *b = qpd_scoreboard_new(q, 3);
 	unsigned want = align ? align : 64;
@@ -171,7 +175,7 @@ Test(scoreboard, bad_alignment_is_refused)
 
 Test(scoreboard, generation_bumps_when_slots_change)
 {
-	struct qpd *q = new_q(0, 0);
+	struct qpd *q = new_q(0);
 	struct qpd_scoreboard *a = qpd_scoreboard_new(q, 8), *b;
 	uint64_t g0 = qpd_scoreboard_generation(a), g;
 
@@ -192,7 +196,7 @@ Test(scoreboard, generation_bumps_when_slots_change)
 
 Test(scoreboard, u64_accessors_and_sum)
 {
-	struct qpd *q = new_q(0, 0);
+	struct qpd *q = new_q(0);
 	struct qpd_scoreboard *sb = qpd_scoreboard_new(q, 24);
 	qpd_u64 c = { sb, 16 };
 
@@ -274,7 +278,7 @@ page_node(void *p)
 
 Test(scoreboard, slots_live_on_the_init_threads_node)
 {
-	struct qpd *q = new_q(0, 0);
+	struct qpd *q = new_q(0);
 	struct qpd_scoreboard *sb = qpd_scoreboard_new(q, 8);
 	cpu_set_t one;
 	int want;

@@ -1,0 +1,161 @@
+/* The benchmark harness: see harness.h. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "harness.h"
+
+#define MAX_RESULTS 512
+#define MAX_IMPLS 8
+#define ROUNDS 9
+
+struct bench_options bench_opt = { .seconds = 1.0 };
+
+static struct bench_result results[MAX_RESULTS];
+static unsigned n_results;
+
+static double
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+bool
+bench_selected(const char *group)
+{
+	return bench_opt.filter == NULL || strstr(group, bench_opt.filter);
+}
+
+struct worker {
+	struct bench_impl *impl;
+	uint64_t iters;
+};
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	w->impl->run(w->impl->ctx, w->iters);
+	return NULL;
+}
+
+/* Wall time of one batch: `threads` threads each running iters ops. */
+static double
+run_batch(struct bench_impl *impl, uint64_t iters, unsigned threads)
+{
+	pthread_t t[256];
+	struct worker w = { impl, iters };
+	double t0 = now_ns();
+
+	if (threads <= 1) {
+		impl->run(impl->ctx, iters);
+		return now_ns() - t0;
+	}
+	for (unsigned i = 0; i < threads; i++)
+		pthread_create(&t[i], NULL, worker_main, &w);
+	for (unsigned i = 0; i < threads; i++)
+		pthread_join(t[i], NULL);
+	return now_ns() - t0;
+}
+
+void
+bench_measure(const char *case_name, const char *params,
+	      struct bench_impl *impls, unsigned n_impls, unsigned threads)
+{
+	double samples[MAX_IMPLS][ROUNDS];
+	double round_ns = bench_opt.seconds * 1e9 / ROUNDS / n_impls;
+	uint64_t iters = 1024;
+	char group[96];
+
+	snprintf(group, sizeof(group), "%s%s%s", case_name, *params ? "/" : "",
+		 params);
+	if (!bench_selected(group) || n_impls > MAX_IMPLS || threads > 256)
+		return;
+	/* Grow the batch until one takes about a round's share of time. */
+	while (run_batch(&impls[0], iters, threads) < round_ns &&
+	       iters < (UINT64_C(1) << 36))
+		iters *= 2;
+	for (unsigned r = 0; r < ROUNDS; r++)
+		for (unsigned i = 0; i < n_impls; i++)
+			samples[i][r] = run_batch(&impls[i], iters, threads) /
+					((double)iters * threads);
+	for (unsigned i = 0; i < n_impls && n_results < MAX_RESULTS; i++) {
+		struct bench_result *res = &results[n_results++];
+
+		qsort(samples[i], ROUNDS, sizeof(double), cmp_double);
+		snprintf(res->name, sizeof(res->name), "%s/impl:%s%s%s",
+			 case_name, impls[i].name, *params ? "/" : "", params);
+		snprintf(res->group, sizeof(res->group), "%s", group);
+		res->impl = impls[i].name;
+		res->ns_per_op = samples[i][ROUNDS / 2];
+		res->items_per_second = 1e9 / res->ns_per_op;
+		res->iterations = iters * threads * ROUNDS;
+		res->threads = threads;
+	}
+	fprintf(stderr, "  %-48s %3u thread(s), %llu ops per batch\n", group,
+		threads, (unsigned long long)iters * threads);
+}
+
+const struct bench_result *
+bench_find(const char *group, const char *impl)
+{
+	for (unsigned i = 0; i < n_results; i++)
+		if (strcmp(results[i].group, group) == 0 &&
+		    strcmp(results[i].impl, impl) == 0)
+			return &results[i];
+	return NULL;
+}
+
+unsigned
+bench_n_results(void)
+{
+	return n_results;
+}
+
+const struct bench_result *
+bench_result_at(unsigned i)
+{
+	return i < n_results ? &results[i] : NULL;
+}
+
+int
+bench_write_json(const char *path)
+{
+	FILE *f = fopen(path, "w");
+	time_t t = time(NULL);
+	char date[64];
+
+	if (f == NULL)
+		return -1;
+	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+	fprintf(f, "{\n  \"context\": {\"date\": \"%s\", \"executable\": "
+		"\"qpd-bench\", \"seconds_per_case\": %.3f, \"rounds\": %d},\n"
+		"  \"benchmarks\": [\n", date, bench_opt.seconds, ROUNDS);
+	for (unsigned i = 0; i < n_results; i++) {
+		const struct bench_result *r = &results[i];
+
+		fprintf(f, "    {\"name\": \"%s\", \"iterations\": %llu, "
+			"\"real_time\": %.4f, \"cpu_time\": %.4f, "
+			"\"time_unit\": \"ns\", \"items_per_second\": %.1f, "
+			"\"threads\": %u}%s\n", r->name,
+			(unsigned long long)r->iterations, r->ns_per_op,
+			r->ns_per_op, r->items_per_second, r->threads,
+			i + 1 < n_results ? "," : "");
+	}
+	fprintf(f, "  ]\n}\n");
+	return fclose(f) == 0 ? 0 : -1;
+}
