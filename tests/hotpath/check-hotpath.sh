@@ -6,7 +6,8 @@ set -euo pipefail
 bin=$1
 [ "$(uname -m)" = x86_64 ] || exit 77
 command -v objdump >/dev/null || exit 77
-funcs=(hot_tb_trans hot_syscall hot_syscall_ret hot_syscall_filter hot_discon)
+funcs=(hot_tb_trans hot_syscall hot_syscall_ret hot_syscall_filter hot_discon
+       hot_inline_add hot_dyn_exec hot_dyn_exec_mem)
 bad=0
 dump=$(objdump -d --no-show-raw-insn "$bin")
 for f in "${funcs[@]}"; do

@@ -33,9 +33,20 @@ HOT void hot_discon(struct qpd *q, unsigned v, enum qpd_discon_type t,
 	qpd_discon(q, v, t, f, to);
 }
 
-HOT void hot_quiescent(struct qpd *q, unsigned v)
+HOT void hot_inline_add(qpd_u64 e, unsigned v, uint64_t imm)
 {
-	qpd_vcpu_quiescent(q, v);
+	qpd_inline_add_u64(e, v, imm);
+}
+
+HOT void hot_dyn_exec(const struct qpd_dyn *l, unsigned v)
+{
+	qpd_dyn_exec(l, v);
+}
+
+HOT void hot_dyn_exec_mem(const struct qpd_dyn *l, unsigned v, uint64_t a,
+			  uint32_t info, enum qpd_mem_rw rw)
+{
+	qpd_dyn_exec_mem(l, v, a, info, rw);
 }
 
 int main(void)
