@@ -39,6 +39,16 @@ bench_selected(const char *group)
 	return bench_opt.filter == NULL || strstr(group, bench_opt.filter);
 }
 
+bool
+bench_selected_case(const char *case_name, const char *params)
+{
+	char group[128];
+
+	snprintf(group, sizeof(group), "%s%s%s", case_name, *params ? "/" : "",
+		 params);
+	return bench_selected(group);
+}
+
 struct worker {
 	struct bench_impl *impl;
 	uint64_t iters;
@@ -93,21 +103,57 @@ bench_measure(const char *case_name, const char *params,
 		for (unsigned i = 0; i < n_impls; i++)
 			samples[i][r] = run_batch(&impls[i], iters, threads) /
 					((double)iters * threads);
-	for (unsigned i = 0; i < n_impls && n_results < MAX_RESULTS; i++) {
-		struct bench_result *res = &results[n_results++];
-
-		qsort(samples[i], ROUNDS, sizeof(double), cmp_double);
-		snprintf(res->name, sizeof(res->name), "%s/impl:%s%s%s",
-			 case_name, impls[i].name, *params ? "/" : "", params);
-		snprintf(res->group, sizeof(res->group), "%s", group);
-		res->impl = impls[i].name;
-		res->ns_per_op = samples[i][ROUNDS / 2];
-		res->items_per_second = 1e9 / res->ns_per_op;
-		res->iterations = iters * threads * ROUNDS;
-		res->threads = threads;
-	}
+	for (unsigned i = 0; i < n_impls; i++)
+		bench_record(case_name, params, impls[i].name,
+			     bench_median(samples[i], ROUNDS),
+			     iters * threads * ROUNDS, threads);
 	fprintf(stderr, "  %-48s %3u thread(s), %llu ops per batch\n", group,
 		threads, (unsigned long long)iters * threads);
+}
+
+double
+bench_median(double *v, unsigned n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+double
+bench_percentile(double *v, unsigned n, double p)
+{
+	unsigned i;
+
+	if (n == 0)
+		return 0;
+	qsort(v, n, sizeof(*v), cmp_double);
+	i = (unsigned)(p / 100.0 * (n - 1) + 0.5);
+	return v[i < n ? i : n - 1];
+}
+
+void
+bench_record(const char *case_name, const char *params, const char *impl,
+	     double ns_per_op, uint64_t iterations, unsigned threads)
+{
+	struct bench_result *res;
+
+	if (n_results >= MAX_RESULTS)
+		return;
+	res = &results[n_results++];
+	snprintf(res->name, sizeof(res->name), "%s/impl:%s%s%s", case_name,
+		 impl, *params ? "/" : "", params);
+	snprintf(res->group, sizeof(res->group), "%s%s%s", case_name,
+		 *params ? "/" : "", params);
+	res->impl = impl;
+	res->ns_per_op = ns_per_op;
+	res->items_per_second = ns_per_op > 0 ? 1e9 / ns_per_op : 0;
+	res->iterations = iterations;
+	res->threads = threads;
+}
+
+double
+bench_now_ns(void)
+{
+	return now_ns();
 }
 
 const struct bench_result *

@@ -42,6 +42,9 @@ extern struct bench_options bench_opt;
 /* True when a case named `group` should run under --filter. */
 bool bench_selected(const char *group);
 
+/* The same for a case name and its parameters ("plugins:4"). */
+bool bench_selected_case(const char *case_name, const char *params);
+
 /*
  * Measures impls interleaved and records one result each.  `threads`
  * (>= 1) threads run each batch together; ns/op is per operation of all
@@ -49,6 +52,17 @@ bool bench_selected(const char *group);
  */
 void bench_measure(const char *case_name, const char *params,
 		   struct bench_impl *impls, unsigned n_impls, unsigned threads);
+
+/* Records a result a case measured itself (value in ns). */
+void bench_record(const char *case_name, const char *params, const char *impl,
+		  double ns_per_op, uint64_t iterations, unsigned threads);
+
+/* Median and p-th percentile (0..100) of v[0..n), which gets sorted. */
+double bench_median(double *v, unsigned n);
+double bench_percentile(double *v, unsigned n, double p);
+
+/* CLOCK_MONOTONIC in ns. */
+double bench_now_ns(void);
 
 /* The recorded result of impl in group, or NULL. */
 const struct bench_result *bench_find(const char *group, const char *impl);

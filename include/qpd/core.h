@@ -199,8 +199,13 @@ struct qpd_vcpu {
 	uint64_t n_dispatch[QPD_EV_COUNT];
 } __attribute__((aligned(QPD_CACHELINE)));
 
+/* vCPUs below this index are reached with one load from the instance. */
+#define QPD_VCPU_NEAR 4096u
+
 /* The first member of every struct qpd: what the fast paths read. */
 struct qpd_core {
+	/* Chunks of the first QPD_VCPU_NEAR vCPUs, mirrored from vdir. */
+	struct qpd_vcpu *near[QPD_VCPU_NEAR / QPD_VCPU_CHUNK];
 	struct qpd_cb_array *ev[QPD_EV_CAPACITY];
 	struct qpd_vcpu **vdir;  /* max_vcpus / QPD_VCPU_CHUNK chunk slots */
 	unsigned max_vcpus;

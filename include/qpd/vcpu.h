@@ -27,9 +27,12 @@ qpd__vcpu(struct qpd *q, unsigned vcpu)
 	struct qpd_core *c = qpd__core(q);
 	struct qpd_vcpu *chunk;
 
-	if (vcpu >= c->max_vcpus)
+	if (vcpu < QPD_VCPU_NEAR)
+		chunk = ck_pr_load_ptr(&c->near[vcpu / QPD_VCPU_CHUNK]);
+	else if (vcpu < c->max_vcpus)
+		chunk = ck_pr_load_ptr(&c->vdir[vcpu / QPD_VCPU_CHUNK]);
+	else
 		return NULL;
-	chunk = ck_pr_load_ptr(&c->vdir[vcpu / QPD_VCPU_CHUNK]);
 	if (chunk == NULL)
 		return NULL;
 	/* Order the chunk's contents after its pointer (Alpha-style reorder). */
@@ -97,9 +100,33 @@ int qpd_vcpu_init(struct qpd *q, unsigned vcpu);
  */
 int qpd_vcpu_exit(struct qpd *q, unsigned vcpu);
 
-/* Runs VCPU_IDLE / VCPU_RESUME callbacks; ignored before init. */
-void qpd_vcpu_idle(struct qpd *q, unsigned vcpu);
-void qpd_vcpu_resume(struct qpd *q, unsigned vcpu);
+/* Out-of-line part of idle/resume: the section and the walk. */
+void qpd__vcpu_run(struct qpd *q, unsigned vcpu, enum qpd_event ev);
+
+/*
+ * Runs VCPU_IDLE / VCPU_RESUME callbacks on the vCPU thread, in a section of
+ * their own (nested if inside a slice); ignored before init.  With nothing
+ * subscribed this is one relaxed load.
+ */
+static inline void
+qpd_vcpu_idle(struct qpd *q, unsigned vcpu)
+{
+	struct qpd_vcpu *v = q ? qpd__vcpu(q, vcpu) : NULL;
+
+	/* An offline vCPU's mask is empty. */
+	if (v != NULL && ck_bitmap_test(CK_BITMAP(&v->mask), QPD_EV_VCPU_IDLE))
+		qpd__vcpu_run(q, vcpu, QPD_EV_VCPU_IDLE);
+}
+
+static inline void
+qpd_vcpu_resume(struct qpd *q, unsigned vcpu)
+{
+	struct qpd_vcpu *v = q ? qpd__vcpu(q, vcpu) : NULL;
+
+	if (v != NULL &&
+	    ck_bitmap_test(CK_BITMAP(&v->mask), QPD_EV_VCPU_RESUME))
+		qpd__vcpu_run(q, vcpu, QPD_EV_VCPU_RESUME);
+}
 
 /*
  * Calls cb(id, vcpu) for every online vCPU in index order, without any qpd

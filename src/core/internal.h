@@ -79,6 +79,7 @@ struct qpd {
 	unsigned n_ext_promised; /* frees awaiting their grace period */
 	ck_hs_t live_sb;         /* live scoreboards */
 	ck_hs_t live_dyn;        /* live dynamic lists */
+	unsigned n_live_dyn;     /* their number; ck_pr loads outside the lock */
 	uint64_t sb_gen;         /* ck_pr loads outside the lock */
 
 	uint64_t n_registrations;

@@ -73,6 +73,8 @@ qpd_dyn_new(struct qpd *q)
 	l->q = q;
 	pthread_mutex_lock(&q->lock);
 	ok = qpd__ptrset_add(&q->live_dyn, l);
+	if (ok)
+		ck_pr_store_uint(&q->n_live_dyn, q->n_live_dyn + 1);
 	pthread_mutex_unlock(&q->lock);
 	if (ok)
 		return l;
@@ -91,9 +93,10 @@ qpd_dyn_retire(struct qpd *q, struct qpd_dyn *list)
 	if (q == NULL || list == NULL)
 		return QPD_FAIL(q, -EINVAL);
 	pthread_mutex_lock(&q->lock);
-	if (qpd__ptrset_del(&q->live_dyn, list))
+	if (qpd__ptrset_del(&q->live_dyn, list)) {
+		ck_pr_store_uint(&q->n_live_dyn, q->n_live_dyn - 1);
 		qpd__retire_locked(q, &list->retire, list_free_cb);
-	else
+	} else
 		err = -ENOENT;
 	pthread_mutex_unlock(&q->lock);
 	return err ? QPD_FAIL(q, err) : 0;
@@ -112,6 +115,7 @@ qpd__dyn_retire_all_locked(struct qpd *q)
 		qpd__retire_locked(q, &l->retire, list_free_cb);
 	}
 	ck_hs_reset(&q->live_dyn);
+	ck_pr_store_uint(&q->n_live_dyn, 0);
 }
 
 /* Publishes *ne as the list's next entry. */

@@ -208,9 +208,11 @@ qpd_flush(struct qpd *q)
 	if (q == NULL)
 		return;
 	/* Rare (translated code is being thrown away): a short lock is fine. */
-	pthread_mutex_lock(&q->lock);
-	qpd__dyn_retire_all_locked(q);
-	pthread_mutex_unlock(&q->lock);
+	if (ck_pr_load_uint(&q->n_live_dyn) != 0) {
+		pthread_mutex_lock(&q->lock);
+		qpd__dyn_retire_all_locked(q);
+		pthread_mutex_unlock(&q->lock);
+	}
 	dispatch_simple(q, QPD_EV_FLUSH);
 }
 

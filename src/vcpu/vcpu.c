@@ -35,9 +35,11 @@ chunk_get_locked(struct qpd *q, unsigned idx)
 		CK_BITMAP_INIT(&chunk[i].mask, QPD_EV_CAPACITY, false);
 		chunk[i].index = idx * QPD_VCPU_CHUNK + i;
 	}
-	/* The blocks' contents before the pointer that reaches them. */
+	/* The blocks' contents before the pointers that reach them. */
 	ck_pr_fence_store();
 	ck_pr_store_ptr(&q->core.vdir[idx], chunk);
+	if (idx < QPD_VCPU_NEAR / QPD_VCPU_CHUNK)
+		ck_pr_store_ptr(&q->core.near[idx], chunk);
 	return chunk;
 }
 
@@ -47,6 +49,9 @@ run_vcpu_cbs(struct qpd *q, struct qpd_vcpu *v, enum qpd_event ev)
 {
 	const struct qpd_cb_array *a;
 
+	/* Nothing subscribed: no section needed (the mask is only a hint). */
+	if (!CK_BITMAP_TEST(&v->mask, ev))
+		return;
 	ck_epoch_begin(&v->rec, NULL);
 	a = qpd__dispatch_list(q, v->index, ev);
 	if (a != NULL) {
@@ -130,26 +135,14 @@ qpd_vcpu_exit(struct qpd *q, unsigned vcpu)
 	return 0;
 }
 
-static void
-run_if_online(struct qpd *q, unsigned vcpu, enum qpd_event ev)
+void
+qpd__vcpu_run(struct qpd *q, unsigned vcpu, enum qpd_event ev)
 {
-	struct qpd_vcpu *v = q ? qpd__vcpu(q, vcpu) : NULL;
+	struct qpd_vcpu *v = qpd__vcpu(q, vcpu);
 
 	/* Idle and resume may come before init: ignore them then. */
 	if (v != NULL && ck_pr_load_uint(&v->online))
 		run_vcpu_cbs(q, v, ev);
-}
-
-void
-qpd_vcpu_idle(struct qpd *q, unsigned vcpu)
-{
-	run_if_online(q, vcpu, QPD_EV_VCPU_IDLE);
-}
-
-void
-qpd_vcpu_resume(struct qpd *q, unsigned vcpu)
-{
-	run_if_online(q, vcpu, QPD_EV_VCPU_RESUME);
 }
 
 int

@@ -1,0 +1,34 @@
+/*
+ * The dispatchers compared by the benchmarks: qpd and, when the build has
+ * liburcu and GLib, the model of QEMU 9.0's design (legacy).  Hot loops are
+ * generated per backend from the backends' identically named functions
+ * (qpd_syscall, legacy_syscall, ...), so no case pays an extra indirection.
+ */
+#ifndef QPD_BENCH_BACKENDS_H
+#define QPD_BENCH_BACKENDS_H
+
+#include <qpd.h>
+
+#ifdef QPD_BENCH_LEGACY
+#include "legacy.h"
+#define FOR_EACH_BACKEND(X) X(qpd) X(legacy)
+#define BACKEND_COUNT 2
+#else
+#define FOR_EACH_BACKEND(X) X(qpd)
+#define BACKEND_COUNT 1
+#endif
+
+/*
+ * An instance with vCPU 0 online and `plugins` plugins, each subscribed to
+ * ev with (fn, udata) (none when fn is NULL); NULL on failure.
+ */
+void *qpd_bench_setup(unsigned plugins, enum qpd_event ev, void *fn,
+		      void *udata);
+void qpd_bench_teardown(void *inst);
+#ifdef QPD_BENCH_LEGACY
+void *legacy_bench_setup(unsigned plugins, enum qpd_event ev, void *fn,
+			 void *udata);
+void legacy_bench_teardown(void *inst);
+#endif
+
+#endif
