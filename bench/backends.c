@@ -1,11 +1,13 @@
 /* Instance set-up shared by the cases, per backend. */
+#include <time.h>
+
 #include "backends.h"
 
 void *
 qpd_bench_setup(unsigned plugins, enum qpd_event ev, void *fn, void *udata)
 {
-	struct qpd_config cfg = { .no_reclaimer_thread = true };
-	struct qpd *q = qpd_new(&cfg);
+	/* The default configuration: a reclaimer thread calls `done`. */
+	struct qpd *q = qpd_new(NULL);
 
 	if (q == NULL || qpd_vcpu_init(q, 0) != 0)
 		goto fail;
@@ -26,4 +28,13 @@ void
 qpd_bench_teardown(void *inst)
 {
 	qpd_free(inst);
+}
+
+void
+qpd_bench_idle_wait(struct qpd *q)
+{
+	struct timespec ts = { 0, 10000 };
+
+	(void)q; /* the reclaimer thread does the work */
+	nanosleep(&ts, NULL);
 }

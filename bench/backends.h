@@ -25,6 +25,16 @@
 void *qpd_bench_setup(unsigned plugins, enum qpd_event ev, void *fn,
 		      void *udata);
 void qpd_bench_teardown(void *inst);
+
+/* A vCPU's periodic safe point inside a long slice. */
+static inline void
+qpd_bench_safepoint(struct qpd *q, unsigned vcpu)
+{
+	qpd_vcpu_quiescent(q, vcpu);
+}
+
+/* What a thread waiting for a `done` does between checks. */
+void qpd_bench_idle_wait(struct qpd *q);
 #ifdef QPD_BENCH_LEGACY
 void *legacy_bench_setup(unsigned plugins, enum qpd_event ev, void *fn,
 			 void *udata);

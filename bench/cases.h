@@ -2,8 +2,19 @@
 #ifndef QPD_BENCH_CASES_H
 #define QPD_BENCH_CASES_H
 
-/* Dispatch of VCPU_SYSCALL with 0, 1, 4, 16 plugins: qpd vs limit. */
+/* Dispatch of each event with 0, 1, 4, 16 plugins. */
 void case_dispatch(void);
+
+/* Dynamic-list execution: each entry kind, lists of 1, 4, 16 entries. */
+void case_dyn(void);
+
+/* Dispatch under registration churn, vCPU growth stalls, uninstall
+ * latency. */
+void case_concurrent(void);
+
+/* Prints churn, growth and uninstall summaries; returns the worst
+ * churn/no-churn throughput ratio of qpd (0 when not measured). */
+double report_concurrent(void);
 
 /* Inline ADD_U64 at 1, 2, 8, 64 threads: qpd, unpadded, atomic, limit. */
 void case_inline_scaling(void);

@@ -52,6 +52,7 @@ bench_selected_case(const char *case_name, const char *params)
 struct worker {
 	struct bench_impl *impl;
 	uint64_t iters;
+	pthread_barrier_t start;
 };
 
 static void *
@@ -59,27 +60,37 @@ worker_main(void *arg)
 {
 	struct worker *w = arg;
 
+	pthread_barrier_wait(&w->start);
 	w->impl->run(w->impl->ctx, w->iters);
 	return NULL;
 }
 
-/* Wall time of one batch: `threads` threads each running iters ops. */
+/*
+ * Wall time of one batch: `threads` threads each running iters ops, timed
+ * from the moment all of them exist (creating them is not the operation).
+ */
 static double
 run_batch(struct bench_impl *impl, uint64_t iters, unsigned threads)
 {
 	pthread_t t[256];
-	struct worker w = { impl, iters };
-	double t0 = now_ns();
+	struct worker w = { .impl = impl, .iters = iters };
+	double t0;
 
 	if (threads <= 1) {
+		t0 = now_ns();
 		impl->run(impl->ctx, iters);
 		return now_ns() - t0;
 	}
+	pthread_barrier_init(&w.start, NULL, threads + 1);
 	for (unsigned i = 0; i < threads; i++)
 		pthread_create(&t[i], NULL, worker_main, &w);
+	pthread_barrier_wait(&w.start);
+	t0 = now_ns();
 	for (unsigned i = 0; i < threads; i++)
 		pthread_join(t[i], NULL);
-	return now_ns() - t0;
+	t0 = now_ns() - t0;
+	pthread_barrier_destroy(&w.start);
+	return t0;
 }
 
 void
