@@ -1,5 +1,6 @@
 /* The benchmark harness: see harness.h. */
 #include <pthread.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +37,21 @@ cmp_double(const void *a, const void *b)
 bool
 bench_selected(const char *group)
 {
-	return bench_opt.filter == NULL || strstr(group, bench_opt.filter);
+	static regex_t re;
+	static const char *compiled;
+
+	if (bench_opt.filter == NULL)
+		return true;
+	if (compiled != bench_opt.filter) {
+		if (compiled != NULL)
+			regfree(&re);
+		if (regcomp(&re, bench_opt.filter, REG_EXTENDED | REG_NOSUB) != 0) {
+			fprintf(stderr, "bad --filter regex: %s\n", bench_opt.filter);
+			exit(2);
+		}
+		compiled = bench_opt.filter;
+	}
+	return regexec(&re, group, 0, NULL, 0) == 0;
 }
 
 bool

@@ -33,7 +33,7 @@ struct bench_result {
 
 struct bench_options {
 	double seconds;    /* per case, all implementations together */
-	const char *filter;
+	const char *filter; /* extended regex over "case/params" */
 	unsigned max_threads; /* 0: no limit */
 };
 

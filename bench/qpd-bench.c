@@ -2,7 +2,7 @@
  * qpd-bench: callback-dispatch overhead of qpd against the bare-call limit
  * (and, per case, other designs), measured interleaved in one process.
  *
- * Options: --filter SUBSTR, --quick, --seconds S (per case), --threads N
+ * Options: --filter REGEX (over "case/params"), --quick, --seconds S (per case), --threads N
  * (largest thread count to run), --json FILE (google-benchmark shape).
  * Progress goes to stderr; the table and one SUMMARY line to stdout.
  */
@@ -68,7 +68,7 @@ main(int argc, char **argv)
 		case 't': bench_opt.max_threads = (unsigned)atoi(optarg); break;
 		case 'q': bench_opt.seconds = 0.05; break;
 		default:
-			fprintf(stderr, "usage: %s [--filter S] [--json FILE] "
+			fprintf(stderr, "usage: %s [--filter REGEX] [--json FILE] "
 				"[--seconds S] [--threads N] [--quick]\n",
 				argv[0]);
 			return c == 'h' ? 0 : 2;
