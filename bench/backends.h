@@ -35,6 +35,12 @@ qpd_bench_safepoint(struct qpd *q, unsigned vcpu)
 
 /* What a thread waiting for a `done` does between checks. */
 void qpd_bench_idle_wait(struct qpd *q);
+
+/*
+ * An instance for a whole-process workload; `rebuild` is called when the
+ * backend throws dynamic lists away (qpd never does).
+ */
+struct qpd *qpd_workload_new(void (*rebuild)(void *opaque));
 #ifdef QPD_BENCH_LEGACY
 void *legacy_bench_setup(unsigned plugins, enum qpd_event ev, void *fn,
 			 void *udata);
