@@ -45,6 +45,15 @@ struct qpd *qpd_workload_new(void (*rebuild)(void *opaque));
 void *legacy_bench_setup(unsigned plugins, enum qpd_event ev, void *fn,
 			 void *udata);
 void legacy_bench_teardown(void *inst);
+
+static inline void
+legacy_bench_safepoint(struct legacy *l, unsigned vcpu)
+{
+	legacy_vcpu_safepoint(l, vcpu);
+}
+
+void legacy_bench_idle_wait(struct legacy *l);
+struct legacy *legacy_workload_new(void (*rebuild)(void *opaque));
 #endif
 
 #endif

@@ -11,7 +11,8 @@
  *   while the main thread initialises vCPUs 2 .. 1023; reports the longest
  *   and the 99th-percentile gap between timestamps of the running threads.
  * uninstall_latency: time from plugin uninstall to its `done` while a vCPU
- *   thread dispatches the plugin's callback (median and p99 of 200).
+ *   thread (vCPU 1, its own) dispatches the plugin's callback and passes a
+ *   safe point every 1024 dispatches (median and p99 of 200).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -176,32 +177,32 @@ churn_case(void)
 	struct churn_ctx c[2][BACKEND_COUNT];
 	struct limit_churn lc[2] = { { .churn = false }, { .churn = true } };
 	struct bench_impl impls[2 * BACKEND_COUNT + 2];
-	unsigned n = 0, b;
+	unsigned n = 0, b = 0;
 
 	if (!bench_selected_case("dispatch_churn", "plugins:4"))
 		return;
 	memset(c, 0, sizeof(c));
-	for (unsigned w = 0; w < 2; w++) {
-		b = 0;
+	/* One instance per backend serves its quiet and churned variants. */
 #define SETUP(P)                                                            \
-		c[w][b].churn = w == 1;                                      \
-		if (P##_churn_setup(&c[w][b]))                               \
-			impls[n++] = (struct bench_impl){ names[w][b],       \
-				run_##P##_churn, &c[w][b] };                 \
-		b++;
-		FOR_EACH_BACKEND(SETUP)
+	if (P##_churn_setup(&c[0][b])) {                                     \
+		c[1][b] = c[0][b];                                           \
+		c[1][b].churn = true;                                        \
+		impls[n++] = (struct bench_impl){ names[0][b],               \
+			run_##P##_churn, &c[0][b] };                         \
+		impls[n++] = (struct bench_impl){ names[1][b],               \
+			run_##P##_churn, &c[1][b] };                         \
+	}                                                                    \
+	b++;
+	FOR_EACH_BACKEND(SETUP)
 #undef SETUP
-	}
 	for (unsigned w = 0; w < 2; w++)
 		impls[n++] = (struct bench_impl){ names[w][2], run_limit_churn,
 						  &lc[w] };
 	bench_measure("dispatch_churn", "plugins:4", impls, n, 1);
-	for (unsigned w = 0; w < 2; w++) {
-		b = 0;
-#define TEARDOWN(P) P##_churn_teardown(&c[w][b++]);
-		FOR_EACH_BACKEND(TEARDOWN)
+	b = 0;
+#define TEARDOWN(P) P##_churn_teardown(&c[0][b++]);
+	FOR_EACH_BACKEND(TEARDOWN)
 #undef TEARDOWN
-	}
 }
 
 /* ---- vCPU growth ---------------------------------------------------- */
@@ -310,7 +311,10 @@ growth_case(void)
 struct unin_ctx {
 	void *inst;
 	unsigned stop;
-	uint64_t t_done; /* ns, 0 until done ran */
+	unsigned ready;
+	pthread_mutex_t lock;   /* the waiter sleeps on `done`, woken by it */
+	pthread_cond_t done;
+	double t_done;          /* 0 until the hook ran */
 	uint64_t args[8];
 };
 
@@ -318,27 +322,49 @@ static void
 on_done(qpd_plugin_id id, void *arg)
 {
 	struct unin_ctx *u = arg;
+	double t = bench_now_ns();
 
 	(void)id;
-	ck_pr_store_64(&u->t_done, (uint64_t)bench_now_ns());
+	pthread_mutex_lock(&u->lock);
+	u->t_done = t;
+	pthread_cond_signal(&u->done);
+	pthread_mutex_unlock(&u->lock);
+}
+
+/* Blocks until on_done ran; returns its time stamp and re-arms. */
+static double
+wait_done(struct unin_ctx *u)
+{
+	double t;
+
+	pthread_mutex_lock(&u->lock);
+	while (u->t_done == 0)
+		pthread_cond_wait(&u->done, &u->lock);
+	t = u->t_done;
+	u->t_done = 0;
+	pthread_mutex_unlock(&u->lock);
+	return t;
 }
 
 #define UNINSTALL_RUNNERS(P)                                                 \
 	static void *P##_unin_vcpu(void *p)                                   \
 	{                                                                     \
 		struct unin_ctx *u = p;                                       \
-		P##_vcpu_enter(u->inst, 0);                                   \
+		P##_vcpu_init(u->inst, 1);                                    \
+		ck_pr_store_uint(&u->ready, 1);                               \
+		P##_vcpu_enter(u->inst, 1);                                   \
 		for (uint64_t i = 0; !ck_pr_load_uint(&u->stop); i++) {       \
-			P##_syscall(u->inst, 0, (int64_t)i, u->args);         \
+			P##_syscall(u->inst, 1, (int64_t)i, u->args);         \
 			if ((i & 1023) == 1023)                               \
-				P##_bench_safepoint(u->inst, 0);              \
+				P##_bench_safepoint(u->inst, 1);              \
 		}                                                             \
-		P##_vcpu_leave(u->inst, 0);                                   \
+		P##_vcpu_leave(u->inst, 1);                                   \
 		return NULL;                                                  \
 	}                                                                     \
 	static void P##_uninstall_latency(double *lat, unsigned n)            \
 	{                                                                     \
-		struct unin_ctx u = { 0 };                                    \
+		struct unin_ctx u = { .lock = PTHREAD_MUTEX_INITIALIZER,      \
+				      .done = PTHREAD_COND_INITIALIZER };     \
 		struct timespec pause = { 0, 200000 };                        \
 		pthread_t t;                                                  \
 		u.inst = P##_bench_setup(1, QPD_EV_VCPU_SYSCALL, cb_syscall,  \
@@ -346,6 +372,8 @@ on_done(qpd_plugin_id id, void *arg)
 		if (u.inst == NULL)                                           \
 			return;                                               \
 		pthread_create(&t, NULL, P##_unin_vcpu, &u);                  \
+		while (!ck_pr_load_uint(&u.ready))                            \
+			P##_bench_idle_wait(u.inst);                          \
 		for (unsigned k = 0; k < n; k++) {                            \
 			qpd_plugin_id id;                                     \
 			double t0;                                            \
@@ -353,12 +381,9 @@ on_done(qpd_plugin_id id, void *arg)
 			P##_register_cb(u.inst, id, QPD_EV_VCPU_SYSCALL,      \
 					(void *)cb_syscall, &sink);           \
 			nanosleep(&pause, NULL);                              \
-			ck_pr_store_64(&u.t_done, 0);                         \
 			t0 = bench_now_ns();                                  \
 			P##_plugin_uninstall(u.inst, id, on_done, &u);        \
-			while (ck_pr_load_64(&u.t_done) == 0)                 \
-				P##_bench_idle_wait(u.inst);                  \
-			lat[k] = (double)ck_pr_load_64(&u.t_done) - t0;       \
+			lat[k] = wait_done(&u) - t0;                          \
 		}                                                             \
 		ck_pr_store_uint(&u.stop, 1);                                 \
 		pthread_join(t, NULL);                                        \

@@ -63,6 +63,7 @@ struct qpd {
 	ck_hs_t plugins;        /* struct qpd_plugin *, keyed by id */
 	qpd_plugin_id last_id;
 	uint64_t seq;
+	unsigned n_notices_pending; /* uninstalls/resets before their grace */
 	struct qpd_notice *ready; /* sorted by seq */
 
 	unsigned n_chunks;

@@ -123,6 +123,7 @@ notice_ready(ck_epoch_entry_t *e)
 	if (--p->refs == 0 && p->uninstalling)
 		qpd__plugin_forget_locked(q, p);
 	q->n_done_calls++;
+	q->n_notices_pending--;
 	for (pos = &q->ready; *pos != NULL && (*pos)->seq < n->seq;
 	     pos = &(*pos)->next)
 		;
@@ -166,6 +167,7 @@ plugin_retire(struct qpd *q, qpd_plugin_id id, qpd_done_fn done, void *arg,
 		n->arg = arg;
 		n->id = id;
 		n->seq = ++q->seq;
+		q->n_notices_pending++;
 		qpd__retire_locked(q, &n->retire, notice_ready);
 	}
 	pthread_mutex_unlock(&q->lock);
