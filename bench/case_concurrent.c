@@ -217,6 +217,31 @@ struct grow_ctx {
 	double max_gap;
 };
 
+/* qpd has no code path that stops running vCPUs: nothing to report. */
+static void
+qpd_bench_report_stops(struct qpd *q)
+{
+	(void)q;
+}
+
+#ifdef QPD_BENCH_LEGACY
+/* The model counts its stop-the-world sections; report them beside. */
+static void
+legacy_bench_report_stops(struct legacy *l)
+{
+	struct legacy_stats st;
+
+	if (legacy_stats_get(l, &st) != 0)
+		return;
+	bench_record("vcpu_growth", "stat:stop_the_world_max", "legacy",
+		     (double)st.stall_max_ns, st.n_stop_the_world, 1);
+	fprintf(stderr, "  legacy: %llu stop-the-world sections, longest "
+		"%.1f us, total %.1f us\n",
+		(unsigned long long)st.n_stop_the_world,
+		st.stall_max_ns / 1e3, st.stall_total_ns / 1e3);
+}
+#endif
+
 #define GROW_RUNNERS(P)                                                      \
 	static void *P##_adder(void *p)                                       \
 	{                                                                     \
@@ -264,6 +289,7 @@ struct grow_ctx {
 		ck_pr_store_uint(&stop, 1);                                   \
 		for (unsigned i = 0; i < GROW_ADDERS; i++)                    \
 			pthread_join(t[i], NULL);                             \
+		P##_bench_report_stops(inst);                                 \
 		P##_bench_teardown(inst);                                     \
 	}
 
