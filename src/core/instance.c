@@ -315,8 +315,8 @@ qpd_free(struct qpd *q)
 	reclaimer_stop(q);
 	/* No record is active any more (precondition): run every entry. */
 	pthread_mutex_lock(&q->lock);
+	/* Scoreboard descriptors live in the arena, unmapped below. */
 	qpd__dyn_retire_all_locked(q);
-	qpd__scoreboards_retire_all_locked(q);
 	ck_epoch_reclaim(&q->wrec);
 	ready = q->ready;
 	q->ready = NULL;

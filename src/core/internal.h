@@ -119,7 +119,6 @@ int qpd__arena_init(struct qpd *q);
 void qpd__arena_destroy(struct qpd *q);
 int qpd__arena_place(struct qpd *q, unsigned vcpu, int node, bool move);
 int qpd__current_node(void);
-void qpd__scoreboards_retire_all_locked(struct qpd *q);
 
 /* dyn.c */
 void qpd__dyn_retire_all_locked(struct qpd *q);

@@ -109,12 +109,16 @@ qpd__dyn_retire_all_locked(struct qpd *q)
 	ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
 	void *p;
 
+	/*
+	 * Remove entries one by one: unlike a reset, removal never allocates,
+	 * so no list can be retired and yet stay in the set.
+	 */
 	while (ck_hs_next(&q->live_dyn, &it, &p)) {
 		struct qpd_dyn *l = p;
 
+		qpd__ptrset_del(&q->live_dyn, l);
 		qpd__retire_locked(q, &l->retire, list_free_cb);
 	}
-	ck_hs_reset(&q->live_dyn);
 	ck_pr_store_uint(&q->n_live_dyn, 0);
 }
 
@@ -165,8 +169,9 @@ check_entry(struct qpd *q, qpd_u64 entry)
 	pthread_mutex_lock(&q->lock);
 	if (!qpd__ptrset_has(&q->live_sb, entry.score))
 		err = -ENOENT;
-	else if (entry.offset + sizeof(uint64_t) > entry.score->elem_size)
-		err = -EINVAL;
+	else if (entry.score->elem_size < sizeof(uint64_t) ||
+		 entry.offset > entry.score->elem_size - sizeof(uint64_t))
+		err = -EINVAL; /* written so that no sum can wrap */
 	pthread_mutex_unlock(&q->lock);
 	return err;
 }
@@ -196,8 +201,9 @@ rw_valid(enum qpd_mem_rw rw)
 	return rw >= QPD_MEM_R && rw <= QPD_MEM_RW;
 }
 
-int
-qpd_dyn_add_cb(struct qpd_dyn *list, qpd_dyn_cb_t fn, void *udata)
+/* A plain callback entry, errors reported as func's. */
+static int
+add_cb(struct qpd_dyn *list, qpd_dyn_cb_t fn, void *udata, const char *func)
 {
 	struct qpd_dyn_entry ne = { .kind = QPD_DYN_CB, .fn = (void *)fn,
 				    .udata = udata };
@@ -205,8 +211,14 @@ qpd_dyn_add_cb(struct qpd_dyn *list, qpd_dyn_cb_t fn, void *udata)
 	if (list == NULL)
 		return -EINVAL;
 	if (fn == NULL)
-		return qpd__fail(list->q, -EINVAL, __func__);
-	return add_checked(list, &ne, false, __func__);
+		return qpd__fail(list->q, -EINVAL, func);
+	return add_checked(list, &ne, false, func);
+}
+
+int
+qpd_dyn_add_cb(struct qpd_dyn *list, qpd_dyn_cb_t fn, void *udata)
+{
+	return add_cb(list, fn, udata, __func__);
 }
 
 int
@@ -238,7 +250,7 @@ qpd_dyn_add_cond_cb(struct qpd_dyn *list, qpd_dyn_cb_t fn, void *udata,
 	if (cond == QPD_COND_NEVER)
 		return 0;
 	if (cond == QPD_COND_ALWAYS)
-		return qpd_dyn_add_cb(list, fn, udata);
+		return add_cb(list, fn, udata, __func__);
 	return add_checked(list, &ne, true, __func__);
 }
 

@@ -177,19 +177,22 @@ qpd__free_arrays(struct qpd *q)
 	}
 }
 
-/* Runs ev's (id, udata) callbacks from any thread, in a lent section. */
-static void
-dispatch_simple(struct qpd *q, enum qpd_event ev)
+/*
+ * Runs ev's (id, udata) callbacks from any thread, in a lent section;
+ * false if no section could be had (reported as func's -ENOMEM).
+ */
+static bool
+dispatch_simple(struct qpd *q, enum qpd_event ev, const char *func)
 {
 	const struct qpd_cb_array *a;
 	struct qpd_guest *g;
 
-	if (q == NULL || !CK_BITMAP_TEST(&q->mask, ev))
-		return;
+	if (!CK_BITMAP_TEST(&q->mask, ev))
+		return true;
 	g = qpd__guest_enter(q);
 	if (g == NULL) {
-		QPD_FAIL(q, -ENOMEM);
-		return;
+		qpd__fail(q, -ENOMEM, func);
+		return false;
 	}
 	a = ck_pr_load_ptr(&q->core.ev[ev]);
 	if (a != NULL) {
@@ -200,6 +203,7 @@ dispatch_simple(struct qpd *q, enum qpd_event ev)
 			((qpd_simple_cb_t)c->fn)(c->id, c->udata);
 	}
 	qpd__guest_leave(g);
+	return true;
 }
 
 void
@@ -213,15 +217,19 @@ qpd_flush(struct qpd *q)
 		qpd__dyn_retire_all_locked(q);
 		pthread_mutex_unlock(&q->lock);
 	}
-	dispatch_simple(q, QPD_EV_FLUSH);
+	dispatch_simple(q, QPD_EV_FLUSH, __func__);
 }
 
 void
 qpd_atexit(struct qpd *q)
 {
-	/* Exactly once, whichever of qpd_atexit/qpd_user_exit comes first. */
-	if (q != NULL && ck_pr_fas_uint(&q->atexit_ran, 1) == 0)
-		dispatch_simple(q, QPD_EV_ATEXIT);
+	/*
+	 * Exactly once, whichever of qpd_atexit/qpd_user_exit comes first; a
+	 * run that could not start (no memory) leaves the next call its turn.
+	 */
+	if (q != NULL && ck_pr_fas_uint(&q->atexit_ran, 1) == 0 &&
+	    !dispatch_simple(q, QPD_EV_ATEXIT, __func__))
+		ck_pr_store_uint(&q->atexit_ran, 0);
 }
 
 int

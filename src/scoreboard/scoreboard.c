@@ -217,14 +217,6 @@ hwm_raise(struct qpd *q, unsigned vcpu)
 		;
 }
 
-/* Under q->lock, from qpd_free(): every live scoreboard goes. */
-void
-qpd__scoreboards_retire_all_locked(struct qpd *q)
-{
-	/* Descriptors live in the arena, which goes too: nothing to free. */
-	ck_hs_reset(&q->live_sb);
-}
-
 struct qpd_scoreboard *
 qpd_scoreboard_new(struct qpd *q, size_t elem_size)
 {
