@@ -173,7 +173,25 @@ column_give_locked(struct qpd *q, size_t off, size_t len)
 	}
 }
 
-/* Zeroes [p, p + len), giving whole pages back to the kernel. */
+/*
+ * Zeroes [p, p + len) without committing memory that is already zero:
+ * reading an untouched page maps the shared zero page, writing would
+ * allocate one per vCPU region.  Whole pages go back to the kernel.
+ */
+static void
+zero_if_dirty(char *p, size_t len)
+{
+	const uint64_t *w = (const uint64_t *)(void *)p;
+
+	/* Columns are slot-aligned (>= 8 bytes) and a multiple of 8 long. */
+	for (size_t i = 0; i < len / sizeof(*w); i++) {
+		if (w[i] != 0) {
+			memset(p, 0, len);
+			return;
+		}
+	}
+}
+
 static void
 zero_range(char *p, size_t len)
 {
@@ -182,11 +200,11 @@ zero_range(char *p, size_t len)
 	char *hi = (char *)(((uintptr_t)p + len) & ~(uintptr_t)(page - 1));
 
 	if (hi > lo && madvise(lo, (size_t)(hi - lo), MADV_DONTNEED) == 0) {
-		memset(p, 0, (size_t)(lo - p));
-		memset(hi, 0, (size_t)(p + len - hi));
+		zero_if_dirty(p, (size_t)(lo - p));
+		zero_if_dirty(hi, (size_t)(p + len - hi));
 		return;
 	}
-	memset(p, 0, len);
+	zero_if_dirty(p, len);
 }
 
 /* Epoch callback, under q->lock: no slice can still use the column. */
