@@ -169,17 +169,10 @@ static qpd_u64 u64_of(qemu_plugin_u64 entry)
     return (qpd_u64){ .score = sb_of(entry.score), .offset = entry.offset };
 }
 
-/*
- * Does @vcpu have a callback for @ev?  One relaxed load of qpd's per-vCPU
- * event mask.  libqpd has no public call for this (qpd_vcpu_has_event() is
- * requested); until it has, this reads the mask through the layout that
- * qpd/core.h publishes for its own inline paths.
- */
+/* Does @vcpu have a callback for @ev?  One relaxed load of its mask. */
 static bool vcpu_has_event(unsigned vcpu, enum qpd_event ev)
 {
-    struct qpd_vcpu *v = qpd_q ? qpd__vcpu(qpd_q, vcpu) : NULL;
-
-    return v != NULL && ck_bitmap_test(CK_BITMAP(&v->mask), ev);
+    return qpd_vcpu_has_event(qpd_q, vcpu, ev);
 }
 
 /* ------------------------------------------------------------------ */
@@ -444,15 +437,12 @@ void qemu_plugin_atexit_cb(void)
  * linux-user exit.  Other threads may still run, so, as in QEMU: with
  * every vCPU stopped, remove every callback but ATEXIT, stop the helpers'
  * memory callbacks and flush translated code; then let the vCPUs go and
- * run the ATEXIT callbacks.  qpd_user_exit() both removes and runs ATEXIT,
- * and running ATEXIT inside the exclusive section would change QEMU's
- * order, so the removal is done per plugin here (qpd_remove_all_except()
- * is requested) and qpd_user_exit() then only finds ATEXIT left.
+ * run the ATEXIT callbacks.  Running ATEXIT inside the exclusive section
+ * would change QEMU's order, so the removal comes first, on its own, and
+ * qpd_user_exit() afterwards only finds ATEXIT left.
  */
 void qemu_plugin_user_exit(void)
 {
-    struct qemu_plugin_ctx *ctx;
-    enum qemu_plugin_event ev;
     CPUState *cpu;
 
     if (qpd_q == NULL) {
@@ -461,20 +451,7 @@ void qemu_plugin_user_exit(void)
     /* start_exclusive() before plugin.lock; tb_flush() without it. */
     start_exclusive();
     WITH_QEMU_LOCK_GUARD(&plugin.lock) {
-        QTAILQ_FOREACH(ctx, &plugin.ctxs, entry) {
-            for (ev = 0; ev < QEMU_PLUGIN_EV_MAX; ev++) {
-                int err;
-
-                if (ev == QEMU_PLUGIN_EV_ATEXIT) {
-                    continue;
-                }
-                /* A plugin already forgotten by qpd is being closed. */
-                err = set_cb(ctx->id, ev, NULL, NULL);
-                if (err != -ENOENT) {
-                    check_plugin_call(err, ctx->id, "user_exit");
-                }
-            }
-        }
+        qpd_unregister_all_but(qpd_q, QPD_EV_ATEXIT);
     }
     CPU_FOREACH(cpu) {
         qemu_plugin_disable_mem_helpers(cpu);

@@ -344,8 +344,15 @@ void qpd_flush(struct qpd *q);
 void qpd_atexit(struct qpd *q);
 
 /*
- * linux-user exit: removes every callback but ATEXIT, then runs the ATEXIT
- * callbacks unless they already ran; any thread.
+ * Removes every callback of every plugin except those of event `keep`
+ * (QPD_EV_COUNT keeps none), running none; any thread.  -EINVAL for a bad
+ * `keep`.
+ */
+int qpd_unregister_all_but(struct qpd *q, enum qpd_event keep);
+
+/*
+ * linux-user exit: qpd_unregister_all_but(q, QPD_EV_ATEXIT), then runs the
+ * ATEXIT callbacks unless they already ran; any thread.
  */
 int qpd_user_exit(struct qpd *q);
 

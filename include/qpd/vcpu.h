@@ -41,6 +41,20 @@ qpd__vcpu(struct qpd *q, unsigned vcpu)
 }
 
 /*
+ * Whether vcpu's event mask has ev: one relaxed load, from any thread, no
+ * slice needed (a translator uses it to decide what to instrument); false
+ * for an unknown or offline vCPU or an event out of range.
+ */
+static inline bool
+qpd_vcpu_has_event(struct qpd *q, unsigned vcpu, enum qpd_event ev)
+{
+	struct qpd_vcpu *v = q ? qpd__vcpu(q, vcpu) : NULL;
+
+	return v != NULL && (unsigned)ev < QPD_EV_COUNT &&
+	       ck_bitmap_test(CK_BITMAP(&v->mask), ev);
+}
+
+/*
  * Starts an execution slice of an initialised vCPU on its own thread;
  * returns false (and does nothing) if the vCPU is not initialised.
  */

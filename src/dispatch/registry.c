@@ -233,18 +233,18 @@ qpd_atexit(struct qpd *q)
 }
 
 int
-qpd_user_exit(struct qpd *q)
+qpd_unregister_all_but(struct qpd *q, enum qpd_event keep)
 {
 	bool changed = false;
 	unsigned ev;
 
-	if (q == NULL)
+	if (q == NULL || (unsigned)keep > QPD_EV_COUNT)
 		return QPD_FAIL(q, -EINVAL);
 	pthread_mutex_lock(&q->lock);
 	for (ev = 0; ev < QPD_EV_COUNT; ev++) {
 		const struct qpd_cb_array *a = q->core.ev[ev];
 
-		if (ev == QPD_EV_ATEXIT || a == NULL)
+		if (ev == (unsigned)keep || a == NULL)
 			continue;
 		q->n_unregistrations += a->n;
 		changed |= array_commit_locked(q, ev, NULL);
@@ -252,6 +252,15 @@ qpd_user_exit(struct qpd *q)
 	pthread_mutex_unlock(&q->lock);
 	if (changed)
 		qpd__notify_masks(q);
+	return 0;
+}
+
+int
+qpd_user_exit(struct qpd *q)
+{
+	if (q == NULL)
+		return QPD_FAIL(q, -EINVAL);
+	qpd_unregister_all_but(q, QPD_EV_ATEXIT);
 	qpd_atexit(q);
 	return 0;
 }

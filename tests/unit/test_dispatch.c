@@ -349,6 +349,34 @@ Test(dispatch, user_exit_keeps_only_atexit_and_runs_it_once)
 	done(q);
 }
 
+Test(dispatch, unregister_all_but_keeps_one_event_and_runs_nothing)
+{
+	struct qpd *q = online();
+	qpd_plugin_id a = add_plugin(q), b = add_plugin(q);
+	uint64_t args[8] = { 0 };
+
+	cr_assert_eq(qpd_register_cb(q, a, QPD_EV_VCPU_SYSCALL, cb_syscall,
+				     NULL), 0);
+	cr_assert_eq(qpd_register_cb(q, b, QPD_EV_FLUSH, cb_simple, NULL), 0);
+	cr_assert_eq(qpd_register_cb(q, b, QPD_EV_ATEXIT, cb_simple, NULL), 0);
+	cr_assert(qpd_vcpu_has_event(q, 0, QPD_EV_VCPU_SYSCALL));
+	cr_assert_eq(qpd_unregister_all_but(q, (enum qpd_event)99), -EINVAL);
+	cr_assert_eq(qpd_unregister_all_but(q, QPD_EV_ATEXIT), 0);
+	cr_assert_eq(LOG.n, 0, "nothing ran");
+	cr_assert_not(qpd_vcpu_has_event(q, 0, QPD_EV_VCPU_SYSCALL));
+	qpd_syscall(q, 0, 1, args);
+	qpd_flush(q);
+	cr_assert_eq(LOG.n, 0);
+	qpd_atexit(q);
+	cr_assert_eq(LOG.n, 1, "ATEXIT was kept");
+	cr_assert_eq(qpd_unregister_all_but(q, QPD_EV_COUNT), 0);
+	cr_assert_eq(qpd_unregister_all_but(NULL, QPD_EV_COUNT), -EINVAL);
+	cr_assert_not(qpd_vcpu_has_event(q, 0, QPD_EV_COUNT));
+	cr_assert_not(qpd_vcpu_has_event(q, 9999, QPD_EV_ATEXIT));
+	cr_assert_not(qpd_vcpu_has_event(NULL, 0, QPD_EV_ATEXIT));
+	done(q);
+}
+
 Test(dispatch, stats_count_dispatches_per_vcpu)
 {
 	struct qpd *q = online();
