@@ -1147,6 +1147,15 @@ plug_op(struct writer *w, uint64_t x)
 		tl.ops[OP_reset]++;
 		break;
 	case 2:
+		/* A burst of replacements of one event: torn pairs would show. */
+		for (unsigned k = 0; k < 32; k++) {
+			if (qpd_register_cb(q, p->id, (enum qpd_event)ev,
+					    fns[ev][k & 1],
+					    &p->ps->o[k & 1][ev]) != 0)
+				violation("registering for an owned plugin failed");
+			tl.ops[OP_replace]++;
+		}
+		break;
 	case 3:
 	case 4:
 		if (qpd_register_cb(q, p->id, (enum qpd_event)ev, NULL,
