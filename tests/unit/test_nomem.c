@@ -17,6 +17,8 @@
  * Each test prints how many allocation points it injected.
  */
 #include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "helpers.h"
 
@@ -553,6 +555,52 @@ Test(nomem, vcpu_set_node_new_chunk)
 }
 
 /* -------------------------------------------------------- scoreboards */
+
+/* Pages of sb's column, over the regions of vCPUs first .. last, in RAM. */
+static unsigned
+resident_pages(struct qpd_scoreboard *sb, unsigned first, unsigned last)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	unsigned n = 0;
+
+	for (unsigned v = first; v <= last; v++) {
+		uintptr_t p = (uintptr_t)qpd_u64_slot((qpd_u64){ sb, 0 }, v);
+		unsigned char in = 0;
+
+		cr_assert_eq(mincore((void *)(p & ~(page - 1)), page, &in), 0);
+		n += in & 1;
+	}
+	return n;
+}
+
+/*
+ * Memory is committed only where a slot is written: freeing a scoreboard
+ * must not fault in a page of every vCPU region up to the highest index
+ * ever initialised (with 8192 vCPU indices in use that is 32 MiB per free,
+ * and the pages stay committed).
+ */
+Test(nomem, scoreboard_free_commits_no_memory)
+{
+	struct qpd *q = qpd_new(&cfg);
+	struct qpd_scoreboard *sb;
+
+	cr_assert_eq(qpd_vcpu_init(q, 0), 0);
+	cr_assert_eq(qpd_vcpu_init(q, MAXV - 1), 0);
+	cr_assert_eq(qpd_vcpu_exit(q, MAXV - 1), 0);
+	sb = qpd_scoreboard_new(q, 64);
+	cr_assert_not_null(sb);
+	qpd_inline_add_u64((qpd_u64){ sb, 0 }, 0, 1);
+	cr_assert_eq(resident_pages(sb, 1, MAXV - 1), 0, "untouched slots");
+	cr_assert_eq(qpd_scoreboard_free(q, sb), 0);
+	for (int i = 0; i < 100 && qpd_reclaim(q) > 0; i++)
+		;
+	cr_assert_eq(resident_pages(sb, 1, MAXV - 1), 0,
+		     "freeing the scoreboard committed %u pages of slots that "
+		     "were never written", resident_pages(sb, 1, MAXV - 1));
+	qpd_vcpu_exit(q, 0);
+	qpd_free(q);
+	LEAK_CHECK();
+}
 
 static void
 setup_scoreboards(struct fx *f)
