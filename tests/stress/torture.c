@@ -62,6 +62,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <ck_stack.h>
 #include <qpd.h>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -121,8 +122,10 @@ struct cbobj {
 /* Everything a plugin's callbacks may reach; handed to `done` whole. */
 struct pset {
 	struct cbobj o[2][QPD_EV_COUNT];
-	struct pset *grave_next;
+	ck_stack_entry_t grave; /* kept poisoned until the end (no ASan) */
 };
+
+CK_STACK_CONTAINER(struct pset, grave, pset_of_grave)
 
 /* What the dispatching thread is doing: callbacks compare with it. */
 struct tls {
@@ -169,8 +172,7 @@ static struct shobj {
 static struct cbobj zombie = { DEAD, 0, 0, -1 };
 
 #ifndef FREE_ON_DONE
-static struct pset *graveyard;
-static pthread_mutex_t grave_lock = PTHREAD_MUTEX_INITIALIZER;
+static ck_stack_t graveyard = CK_STACK_INITIALIZER;
 #endif
 
 static void
@@ -387,10 +389,7 @@ pset_done(qpd_plugin_id id, void *arg)
 #ifdef FREE_ON_DONE
 	free(ps);
 #else
-	pthread_mutex_lock(&grave_lock);
-	ps->grave_next = graveyard;
-	graveyard = ps;
-	pthread_mutex_unlock(&grave_lock);
+	ck_stack_push_upmc(&graveyard, &ps->grave);
 #endif
 }
 
@@ -463,29 +462,17 @@ idle_resume(unsigned vcpu)
 	tl.ev = -1;
 }
 
+/* qpd_vcpu_init or qpd_vcpu_exit, with the INIT or EXIT callbacks noted. */
 static int
-vcpu_init(unsigned vcpu)
+vcpu_updown(unsigned vcpu, bool up)
 {
 	int err;
 
 	tl.vcpu = vcpu;
-	tl.ev = QPD_EV_VCPU_INIT;
-	err = qpd_vcpu_init(q, vcpu);
+	tl.ev = up ? QPD_EV_VCPU_INIT : QPD_EV_VCPU_EXIT;
+	err = up ? qpd_vcpu_init(q, vcpu) : qpd_vcpu_exit(q, vcpu);
 	tl.ev = -1;
-	tl.ops[OP_vcpu_init]++;
-	return err;
-}
-
-static int
-vcpu_exit(unsigned vcpu)
-{
-	int err;
-
-	tl.vcpu = vcpu;
-	tl.ev = QPD_EV_VCPU_EXIT;
-	err = qpd_vcpu_exit(q, vcpu);
-	tl.ev = -1;
-	tl.ops[OP_vcpu_exit]++;
+	tl.ops[up ? OP_vcpu_init : OP_vcpu_exit]++;
 	return err;
 }
 
@@ -981,7 +968,7 @@ reader(void *arg)
 
 	r->vcpu = (unsigned)(uintptr_t)arg;
 	r->rng = 0x9e3779b97f4a7c15ULL * (r->vcpu + 1);
-	if (vcpu_init(r->vcpu) != 0) {
+	if (vcpu_updown(r->vcpu, true) != 0) {
 		violation("reader vcpu init");
 		return NULL;
 	}
@@ -1024,7 +1011,7 @@ reader(void *arg)
 	}
 	check_counters(r);
 	qpd_vcpu_leave(q, r->vcpu);
-	if (vcpu_exit(r->vcpu) != 0)
+	if (vcpu_updown(r->vcpu, false) != 0)
 		violation("reader vcpu exit");
 	free(r);
 	tally_thread();
@@ -1230,7 +1217,7 @@ vcpu_session(struct writer *w, uint64_t x)
 	uint64_t before = 0, g = 0, imm = 1 + (x >> 32) % 9;
 	unsigned reps = 1 + (unsigned)((x >> 40) % 20);
 
-	if (vcpu_init(v) != 0) {
+	if (vcpu_updown(v, true) != 0) {
 		violation("init of an extra vCPU failed");
 		return;
 	}
@@ -1269,7 +1256,7 @@ vcpu_session(struct writer *w, uint64_t x)
 			violation("retiring a live list failed");
 		pthread_mutex_unlock(&flush_lock);
 	}
-	if (vcpu_exit(v) != 0)
+	if (vcpu_updown(v, false) != 0)
 		violation("exit of an extra vCPU failed");
 	if (qpd_vcpu_exit(q, v) != -ENOENT)
 		violation("second exit not ENOENT");
@@ -1432,12 +1419,8 @@ main(int argc, char **argv)
 	if (totals[OP_done] != n_done_expected)
 		violation("an uninstall or reset never got its done");
 #ifndef FREE_ON_DONE
-	while (graveyard != NULL) {
-		struct pset *ps = graveyard;
-
-		graveyard = ps->grave_next;
-		free(ps);
-	}
+	for (ck_stack_entry_t *e; (e = ck_stack_pop_upmc(&graveyard)) != NULL;)
+		free(pset_of_grave(e));
 #endif
 	printf("SUMMARY readers=%u writers=%u seconds=%u", n_readers,
 	       n_writers, seconds);

@@ -209,57 +209,60 @@ ignored_rc(long rc, int err)
 	ignored();
 }
 
+/*
+ * A plugin being uninstalled (forgotten too, once its done ran, when
+ * `done` is set); the snapshot is taken after.
+ */
+static qpd_plugin_id
+uninstalled(bool done)
+{
+	static int flag; /* the hook may run at teardown */
+	qpd_plugin_id id = add_plugin(F.q);
+
+	flag = 0;
+	cr_assert_eq(qpd_plugin_uninstall(F.q, id, done_set_flag, &flag), 0);
+	if (done)
+		cr_assert(reclaim_until(F.q, &flag));
+	snap();
+	return id;
+}
+
 /* ---------------------------------------------------------------- core */
 
-Test(badinput, new_max_vcpus_over_limit)
+/* qpd_new refuses the configuration: NULL, errno EINVAL, nothing kept. */
+static void
+new_refused(struct qpd_config cfg)
 {
-	struct qpd_config cfg = { .max_vcpus = QPD_MAX_VCPUS_LIMIT + 1 };
-
 	errno = 0;
 	cr_assert_null(qpd_new(&cfg));
 	cr_assert_eq(errno, EINVAL);
 	ignored();
+}
+
+Test(badinput, new_max_vcpus_over_limit)
+{
+	new_refused((struct qpd_config){ .max_vcpus = QPD_MAX_VCPUS_LIMIT + 1 });
 }
 
 Test(badinput, new_max_vcpus_uint_max)
 {
-	struct qpd_config cfg = { .max_vcpus = UINT_MAX };
-
-	errno = 0;
-	cr_assert_null(qpd_new(&cfg));
-	cr_assert_eq(errno, EINVAL);
-	ignored();
+	new_refused((struct qpd_config){ .max_vcpus = UINT_MAX });
 }
 
 Test(badinput, new_slot_align_not_power_of_two)
 {
-	struct qpd_config cfg = { .slot_align = 96 };
-
-	errno = 0;
-	cr_assert_null(qpd_new(&cfg));
-	cr_assert_eq(errno, EINVAL);
-	ignored();
+	new_refused((struct qpd_config){ .slot_align = 96 });
 }
 
 Test(badinput, new_slot_align_below_8)
 {
-	struct qpd_config cfg = { .slot_align = 4 };
-
-	errno = 0;
-	cr_assert_null(qpd_new(&cfg));
-	cr_assert_eq(errno, EINVAL);
-	ignored();
+	new_refused((struct qpd_config){ .slot_align = 4 });
 }
 
 Test(badinput, new_slot_align_over_page)
 {
-	struct qpd_config cfg = { .slot_align =
-				  2 * (unsigned)sysconf(_SC_PAGESIZE) };
-
-	errno = 0;
-	cr_assert_null(qpd_new(&cfg));
-	cr_assert_eq(errno, EINVAL);
-	ignored();
+	new_refused((struct qpd_config){
+		.slot_align = 2 * (unsigned)sysconf(_SC_PAGESIZE) });
 }
 
 Test(badinput, free_null)
@@ -323,14 +326,8 @@ Test(badinput, uninstall_twice)
 
 Test(badinput, uninstall_after_done)
 {
-	qpd_plugin_id id = add_plugin(F.q);
-	int done = 0;
-
-	cr_assert_eq(qpd_plugin_uninstall(F.q, id, done_set_flag, &done), 0);
-	cr_assert(reclaim_until(F.q, &done));
-	snap();
-	refused(qpd_plugin_uninstall(F.q, id, NULL, NULL), -ENOENT,
-		"qpd_plugin_uninstall");
+	refused(qpd_plugin_uninstall(F.q, uninstalled(true), NULL, NULL),
+		-ENOENT, "qpd_plugin_uninstall");
 }
 
 Test(badinput, reset_null_instance)
@@ -356,23 +353,13 @@ Test(badinput, reset_while_resetting)
 
 Test(badinput, reset_while_uninstalling)
 {
-	qpd_plugin_id id = add_plugin(F.q);
-
-	cr_assert_eq(qpd_plugin_uninstall(F.q, id, NULL, NULL), 0);
-	snap();
-	refused(qpd_plugin_reset(F.q, id, NULL, NULL), -ESHUTDOWN,
-		"qpd_plugin_reset");
+	refused(qpd_plugin_reset(F.q, uninstalled(false), NULL, NULL),
+		-ESHUTDOWN, "qpd_plugin_reset");
 }
 
 Test(badinput, reset_after_uninstall_done)
 {
-	qpd_plugin_id id = add_plugin(F.q);
-	int done = 0;
-
-	cr_assert_eq(qpd_plugin_uninstall(F.q, id, done_set_flag, &done), 0);
-	cr_assert(reclaim_until(F.q, &done));
-	snap();
-	refused(qpd_plugin_reset(F.q, id, NULL, NULL), -ENOENT,
+	refused(qpd_plugin_reset(F.q, uninstalled(true), NULL, NULL), -ENOENT,
 		"qpd_plugin_reset");
 }
 
@@ -758,24 +745,14 @@ Test(badinput, register_id_zero)
 
 Test(badinput, register_while_uninstalling)
 {
-	qpd_plugin_id id = add_plugin(F.q);
-
-	cr_assert_eq(qpd_plugin_uninstall(F.q, id, NULL, NULL), 0);
-	snap();
-	refused(qpd_register_cb(F.q, id, QPD_EV_VCPU_IDLE, cb, NULL),
-		-ESHUTDOWN, "qpd_register_cb");
+	refused(qpd_register_cb(F.q, uninstalled(false), QPD_EV_VCPU_IDLE, cb,
+				NULL), -ESHUTDOWN, "qpd_register_cb");
 }
 
 Test(badinput, register_after_uninstall_done)
 {
-	qpd_plugin_id id = add_plugin(F.q);
-	int done = 0;
-
-	cr_assert_eq(qpd_plugin_uninstall(F.q, id, done_set_flag, &done), 0);
-	cr_assert(reclaim_until(F.q, &done));
-	snap();
-	refused(qpd_register_cb(F.q, id, QPD_EV_VCPU_IDLE, cb, NULL), -ENOENT,
-		"qpd_register_cb");
+	refused(qpd_register_cb(F.q, uninstalled(true), QPD_EV_VCPU_IDLE, cb,
+				NULL), -ENOENT, "qpd_register_cb");
 }
 
 Test(badinput, unregister_never_registered)

@@ -166,6 +166,14 @@ assert_unchanged(struct fx *f)
 	cr_assert_eq(st.n_errors, f->before.n_errors + 1);
 }
 
+/* Reclaims what is past its grace period (no slice is open). */
+static void
+drain(struct qpd *q)
+{
+	for (int i = 0; i < 100 && qpd_reclaim(q) > 0; i++)
+		;
+}
+
 /* Everything still works after the injection, with no error reported. */
 static void
 works(struct fx *f)
@@ -197,8 +205,7 @@ works(struct fx *f)
 	cr_assert_eq(qpd_plugin_uninstall(f->q, id, NULL, NULL), 0);
 	cr_assert_eq(qpd_vcpu_init(f->q, 1), 0);
 	cr_assert_eq(qpd_vcpu_exit(f->q, 1), 0);
-	for (int i = 0; i < 100 && qpd_reclaim(f->q) > 0; i++)
-		;
+	drain(f->q);
 	cr_assert_eq(hook.calls, calls, "valid calls report no error");
 }
 
@@ -592,8 +599,7 @@ Test(nomem, scoreboard_free_commits_no_memory)
 	qpd_inline_add_u64((qpd_u64){ sb, 0 }, 0, 1);
 	cr_assert_eq(resident_pages(sb, 1, MAXV - 1), 0, "untouched slots");
 	cr_assert_eq(qpd_scoreboard_free(q, sb), 0);
-	for (int i = 0; i < 100 && qpd_reclaim(q) > 0; i++)
-		;
+	drain(q);
 	cr_assert_eq(resident_pages(sb, 1, MAXV - 1), 0,
 		     "freeing the scoreboard committed %u pages of slots that "
 		     "were never written", resident_pages(sb, 1, MAXV - 1));
@@ -668,13 +674,11 @@ check_sb_free(struct fx *f)
 
 	cr_assert_eq(qpd_scoreboard_free(f->q, f->sb[2 * f->param]), -ENOENT);
 	memset(&hook, 0, sizeof(hook));
-	while (qpd_reclaim(f->q) > 0)
-		;
+	drain(f->q);
 	/* Every freed column came back, coalesced: room for the largest. */
 	for (unsigned i = 1; i < 2 * f->param + 2; i += 2)
 		cr_assert_eq(qpd_scoreboard_free(f->q, f->sb[i]), 0);
-	while (qpd_reclaim(f->q) > 0)
-		;
+	drain(f->q);
 	sb = qpd_scoreboard_new(f->q, QPD_SCOREBOARD_MAX_ELEM);
 	cr_assert_not_null(sb);
 	cr_assert_eq(qpd_scoreboard_free(f->q, sb), 0);
