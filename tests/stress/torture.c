@@ -1208,7 +1208,7 @@ sb_op(struct writer *w, uint64_t x)
  * dispatches and runs a list on one of the writer's scoreboards, exit.
  */
 static void
-vcpu_session(struct writer *w, uint64_t x)
+vcpu_visit(struct writer *w, uint64_t x)
 {
 	unsigned v = w->vbase + (unsigned)((x >> 8) % w->vspan);
 	struct wsb *s = &w->s[(x >> 20) % SBS_PER_WRITER];
@@ -1232,7 +1232,7 @@ vcpu_session(struct writer *w, uint64_t x)
 		l = qpd_dyn_new(q);
 		if (l == NULL || qpd_dyn_add_inline(l, QPD_OP_ADD_U64, c,
 						    imm) != 0)
-			violation("building a session list failed");
+			violation("building an extra vCPU's list failed");
 		pthread_mutex_unlock(&flush_lock);
 	}
 	if (!qpd_vcpu_enter(q, v))
@@ -1316,7 +1316,7 @@ writer(void *arg)
 		else if (pick < 60)
 			sb_op(w, x);
 		else if (pick < 72)
-			vcpu_session(w, x);
+			vcpu_visit(w, x);
 		else if (pick < 74)
 			flush(OP_writer_flush);
 		else
