@@ -116,7 +116,10 @@ struct qpd_stats {
 	uint64_t n_errors;                 /* slow-path calls that failed */
 };
 
-/* Creates an instance (cfg NULL = defaults); NULL on failure. */
+/*
+ * Creates an instance (cfg NULL = defaults); NULL with errno EINVAL (bad
+ * max_vcpus or slot_align) or ENOMEM (or EAGAIN: no reclaimer thread).
+ */
 struct qpd *qpd_new(const struct qpd_config *cfg);
 
 /*
@@ -128,21 +131,26 @@ void qpd_free(struct qpd *q);
 /* Returns a static description of a qpd error code (negative errno). */
 const char *qpd_strerror(int err);
 
-/* Adds a plugin; *out gets its id.  Callbacks of plugins run in add order. */
+/*
+ * Adds a plugin; *out gets its id.  Callbacks of plugins run in add order.
+ * -EINVAL (NULL argument), -ENOMEM.
+ */
 int qpd_plugin_add(struct qpd *q, qpd_plugin_id *out);
 
 /*
  * Starts removing a plugin: its registrations are refused from now on, its
  * callbacks are unpublished, and done(id, arg) runs (done may be NULL) once
  * no thread can be inside any of them; then the id is forgotten.  May be
- * called from the plugin's own callback.
+ * called from the plugin's own callback.  -EINVAL (NULL q), -ENOENT
+ * (unknown id), -EALREADY (already uninstalling), -ENOMEM.
  */
 int qpd_plugin_uninstall(struct qpd *q, qpd_plugin_id id, qpd_done_fn done,
 			 void *arg);
 
 /*
  * Removes every callback of a plugin but keeps the plugin; done(id, arg)
- * runs once no thread can be inside a removed callback.
+ * runs once no thread can be inside a removed callback.  -EINVAL, -ENOENT,
+ * -EALREADY (a reset is pending), -ESHUTDOWN (uninstalling), -ENOMEM.
  */
 int qpd_plugin_reset(struct qpd *q, qpd_plugin_id id, qpd_done_fn done,
 		     void *arg);
@@ -150,18 +158,20 @@ int qpd_plugin_reset(struct qpd *q, qpd_plugin_id id, qpd_done_fn done,
 /*
  * Advances reclamation without blocking: frees what is past its grace
  * period and calls ready `done` hooks on the calling thread.  Returns the
- * number of objects still waiting.  Must not be called inside a slice of a
- * vCPU whose progress the caller waits for.
+ * number of objects still waiting (-EINVAL for NULL q).  Must not be
+ * called inside a slice of a vCPU whose progress the caller waits for.
  */
 int qpd_reclaim(struct qpd *q);
 
-/* Fills *st with a snapshot of the instance's counters. */
+/* Fills *st with a snapshot of the instance's counters; -EINVAL for NULL. */
 int qpd_stats_get(struct qpd *q, struct qpd_stats *st);
 
 /*
  * linux-user fork support: qpd_prefork() before fork(), then
  * qpd_postfork(q, false) in the parent and qpd_postfork(q, true) in the
- * child.  The forking thread must not be inside a vCPU slice.
+ * child.  The forking thread must not be inside a vCPU slice.  -EINVAL for
+ * NULL q; in the child, -ENOMEM or -EAGAIN if the reclaimer could not be
+ * restarted (then drive reclamation with qpd_reclaim()).
  */
 int qpd_prefork(struct qpd *q);
 int qpd_postfork(struct qpd *q, bool child);

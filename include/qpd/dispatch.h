@@ -153,7 +153,8 @@ qpd_discon(struct qpd *q, unsigned vcpu, enum qpd_discon_type type,
  * while other threads execute the list (entries are published after they
  * are written and a grown array is retired through the epoch); appends to
  * one list must be serialised by the caller.  qpd_flush() retires every
- * list, so none may be executed after it.
+ * list through the epoch: slices that are executing one may finish, but no
+ * list may be executed in a slice that starts after the flush.
  */
 
 enum qpd_inline_op {
@@ -208,12 +209,13 @@ struct qpd_dyn {
 	ck_epoch_entry_t retire;
 };
 
-/* Creates an empty list; NULL with errno ENOMEM or EINVAL. */
+/* Creates an empty list; NULL with errno ENOMEM or EINVAL (NULL q). */
 struct qpd_dyn *qpd_dyn_new(struct qpd *q);
 
 /*
  * Retires one list (for an embedder that invalidates a single block); it
- * is freed after a grace period.  -ENOENT if not a live list of q.
+ * is freed after a grace period.  -ENOENT if not a live list of q, -EINVAL
+ * for NULL.
  */
 int qpd_dyn_retire(struct qpd *q, struct qpd_dyn *list);
 
@@ -223,23 +225,31 @@ int qpd_dyn_add_cb(struct qpd_dyn *list, qpd_dyn_cb_t fn, void *udata);
 /*
  * Appends an inline op on entry's counter (ADD_U64 adds imm, STORE_U64
  * stores it).  -EINVAL for a bad op or an entry whose counter is not an
- * aligned u64 inside the element.
+ * aligned u64 inside the element, -ENOENT if entry's scoreboard is not live,
+ * -ENOMEM.
  */
 int qpd_dyn_add_inline(struct qpd_dyn *list, enum qpd_inline_op op,
 		       qpd_u64 entry, uint64_t imm);
 
 /*
  * Appends fn(vcpu, udata) run only when `counter cond imm` holds; ALWAYS
- * adds a plain callback and NEVER adds nothing.
+ * adds a plain callback and NEVER adds nothing.  Errors as for
+ * qpd_dyn_add_inline, and -EINVAL for a NULL fn or an unknown cond.
  */
 int qpd_dyn_add_cond_cb(struct qpd_dyn *list, qpd_dyn_cb_t fn, void *udata,
 			enum qpd_cond cond, qpd_u64 entry, uint64_t imm);
 
-/* Appends a memory callback run for accesses whose rw intersects rw. */
+/*
+ * Appends a memory callback run for accesses whose rw intersects rw.
+ * -EINVAL (NULL list or fn, rw not R, W or RW), -ENOMEM.
+ */
 int qpd_dyn_add_mem_cb(struct qpd_dyn *list, qpd_mem_cb_t fn,
 		       enum qpd_mem_rw rw, void *udata);
 
-/* Appends a memory inline op run for accesses whose rw intersects rw. */
+/*
+ * Appends a memory inline op run for accesses whose rw intersects rw.
+ * Errors as for qpd_dyn_add_inline, and -EINVAL for a bad rw.
+ */
 int qpd_dyn_add_mem_inline(struct qpd_dyn *list, enum qpd_mem_rw rw,
 			   enum qpd_inline_op op, qpd_u64 entry, uint64_t imm);
 
@@ -334,9 +344,9 @@ qpd_dyn_exec_mem(const struct qpd_dyn *list, unsigned vcpu, uint64_t vaddr,
 }
 
 /*
- * Retires every dynamic list, then runs the FLUSH callbacks; callable from
- * any thread, inside a slice or not (it takes a short epoch section of its
- * own).  The embedder must have stopped executing the lists it retires.
+ * Retires every dynamic list (through the epoch, see above), then runs the
+ * FLUSH callbacks; callable from any thread, inside a slice or not (it
+ * takes a short epoch section of its own).
  */
 void qpd_flush(struct qpd *q);
 
@@ -352,7 +362,8 @@ int qpd_unregister_all_but(struct qpd *q, enum qpd_event keep);
 
 /*
  * linux-user exit: qpd_unregister_all_but(q, QPD_EV_ATEXIT), then runs the
- * ATEXIT callbacks unless they already ran; any thread.
+ * ATEXIT callbacks unless they already ran; any thread.  -ENOMEM if they
+ * could not run (a later qpd_atexit() or qpd_user_exit() will).
  */
 int qpd_user_exit(struct qpd *q);
 

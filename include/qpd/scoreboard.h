@@ -57,7 +57,8 @@ struct qpd_scoreboard *qpd_scoreboard_new(struct qpd *q, size_t elem_size);
 /*
  * Frees a scoreboard; its slots are recycled after a grace period, so no
  * dynamic list or inline op may use it once this is called.  -ENOENT if sb
- * is not a live scoreboard of q (double free), -EINVAL for NULL.
+ * is not a live scoreboard of q (double free), -EINVAL for NULL, -ENOMEM
+ * (then it stays live).
  */
 int qpd_scoreboard_free(struct qpd *q, struct qpd_scoreboard *sb);
 
@@ -125,12 +126,16 @@ uint64_t qpd_u64_sum(qpd_u64 e);
 
 /*
  * Places vCPU vcpu's slots on NUMA node `node` (moving pages already
- * touched).  -EINVAL for an unknown node or vCPU index, 0 where there is
- * no NUMA and node is 0.
+ * touched).  -EINVAL for an unknown node or vCPU index, -ENOMEM, or the
+ * error mbind(2) reported; 0 where there is no NUMA and node is 0.
  */
 int qpd_vcpu_set_node(struct qpd *q, unsigned vcpu, int node);
 
-/* The NUMA node vcpu's slots are bound to (0 without NUMA); -EINVAL. */
+/*
+ * The NUMA node vcpu's slots are bound to: the node set, else the one
+ * chosen at init, 0 before either (and without NUMA); -EINVAL for an
+ * index past max_vcpus or one never set nor initialised.
+ */
 int qpd_vcpu_get_node(struct qpd *q, unsigned vcpu);
 
 #ifdef __cplusplus

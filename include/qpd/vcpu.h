@@ -110,7 +110,8 @@ int qpd_vcpu_init(struct qpd *q, unsigned vcpu);
 
 /*
  * Runs the VCPU_EXIT callbacks then takes the vCPU offline; its index may be
- * initialised again later.  -ENOENT if not online, -EBUSY inside a slice.
+ * initialised again later.  -EINVAL past max_vcpus, -ENOENT if not online,
+ * -EBUSY inside a slice.
  */
 int qpd_vcpu_exit(struct qpd *q, unsigned vcpu);
 

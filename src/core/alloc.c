@@ -14,12 +14,17 @@
 #include "internal.h"
 
 #ifdef QPD_FAULT_INJECTION
-/* Test builds only: when non-zero, the allocation that brings it to zero fails. */
+/*
+ * Test builds only: when non-zero, the allocation that brings the countdown
+ * to zero fails; every allocation attempt is counted in qpd__fault_allocs.
+ */
 unsigned long qpd__fault_countdown;
+unsigned long qpd__fault_allocs;
 
 static bool
 fault_now(void)
 {
+	qpd__fault_allocs++;
 	return qpd__fault_countdown != 0 && --qpd__fault_countdown == 0;
 }
 #else

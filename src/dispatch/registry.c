@@ -220,16 +220,27 @@ qpd_flush(struct qpd *q)
 	dispatch_simple(q, QPD_EV_FLUSH, __func__);
 }
 
+/*
+ * ATEXIT exactly once, whichever of qpd_atexit/qpd_user_exit comes first;
+ * a run that could not start (no memory) leaves the next call its turn.
+ * False only in that case.
+ */
+static bool
+atexit_once(struct qpd *q, const char *func)
+{
+	if (ck_pr_fas_uint(&q->atexit_ran, 1) != 0)
+		return true;
+	if (dispatch_simple(q, QPD_EV_ATEXIT, func))
+		return true;
+	ck_pr_store_uint(&q->atexit_ran, 0);
+	return false;
+}
+
 void
 qpd_atexit(struct qpd *q)
 {
-	/*
-	 * Exactly once, whichever of qpd_atexit/qpd_user_exit comes first; a
-	 * run that could not start (no memory) leaves the next call its turn.
-	 */
-	if (q != NULL && ck_pr_fas_uint(&q->atexit_ran, 1) == 0 &&
-	    !dispatch_simple(q, QPD_EV_ATEXIT, __func__))
-		ck_pr_store_uint(&q->atexit_ran, 0);
+	if (q != NULL)
+		atexit_once(q, __func__);
 }
 
 int
@@ -261,6 +272,6 @@ qpd_user_exit(struct qpd *q)
 	if (q == NULL)
 		return QPD_FAIL(q, -EINVAL);
 	qpd_unregister_all_but(q, QPD_EV_ATEXIT);
-	qpd_atexit(q);
-	return 0;
+	/* The failure was reported through the hook already. */
+	return atexit_once(q, __func__) ? 0 : -ENOMEM;
 }
