@@ -188,7 +188,7 @@ qpd_vcpu_set_node(struct qpd *q, unsigned vcpu, int node)
 			struct qpd_vcpu *v = &chunk[vcpu % QPD_VCPU_CHUNK];
 
 			ck_pr_store_int(&v->node, node);
-			v->node_set = 1;
+			ck_pr_store_uint(&v->node_set, 1);
 			ck_pr_store_int(&v->placed, node + 1);
 		}
 		pthread_mutex_unlock(&q->lock);
@@ -201,7 +201,9 @@ qpd_vcpu_get_node(struct qpd *q, unsigned vcpu)
 {
 	struct qpd_vcpu *v = q ? qpd__vcpu(q, vcpu) : NULL;
 
-	if (v == NULL)
+	/* A block exists for all 64 of a chunk: check this one was used. */
+	if (v == NULL ||
+	    (!ck_pr_load_uint(&v->node_set) && ck_pr_load_ptr(&v->rec.global) == NULL))
 		return QPD_FAIL(q, -EINVAL);
 	return ck_pr_load_int(&v->node);
 }
