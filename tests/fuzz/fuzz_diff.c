@@ -203,7 +203,8 @@ static struct {
 	bool lg_flush_explicit;       /* D5 */
 	bool need_settle;
 	bool atexit_ran;
-	uint64_t err_skew;            /* legacy errors qpd does not count (D10) */
+	int64_t err_skew;             /* legacy's error count minus qpd's */
+	int64_t done_skew;            /* legacy's done calls minus qpd's */
 	unsigned op_no;
 	char opdesc[160];
 	bool trace;
@@ -650,8 +651,8 @@ struct expect {
 	unsigned n[2];
 	unsigned vcpu;             /* arguments every record must carry */
 	uint64_t a, b, c;
-	struct rec done[MAXP + 1]; /* the call's own `done`, both backends */
-	unsigned ndone;
+	struct rec done[2][4];     /* the call's own `done`s, per backend */
+	unsigned ndone[2];
 };
 
 struct split {
@@ -722,11 +723,11 @@ static void
 check_done(int be, const struct split *s, const struct expect *x)
 {
 	const char *name = be == QPD ? "qpd" : "legacy";
-	struct rec want[MAXP + 1 + SEGMAX];
+	struct rec want[4 + SEGMAX];
 	unsigned n = 0, i;
 
-	for (i = 0; i < x->ndone; i++)
-		want[n++] = x->done[i];
+	for (i = 0; i < x->ndone[be]; i++)
+		want[n++] = x->done[be][i];
 	for (i = 0; i < s->nev; i++) {
 		const struct rec *r = s->ev[i];
 
@@ -938,15 +939,18 @@ stats_compare(void)
 		    sl.f)
 	SAME(n_registrations);
 	SAME(n_unregistrations);
-	SAME(n_done_calls);
 	SAME(n_plugins);
 	SAME(n_vcpus_online);
 	SAME(n_vcpus);
 #undef SAME
-	if (sq.n_errors + F.err_skew != sl.n_errors)
+	if (sq.n_done_calls + (uint64_t)F.done_skew != sl.n_done_calls)
+		die("stats.n_done_calls: qpd %" PRIu64 ", legacy %" PRIu64
+		    " (legacy counts %" PRId64 " more by D4)", sq.n_done_calls,
+		    sl.n_done_calls, F.done_skew);
+	if (sq.n_errors + (uint64_t)F.err_skew != sl.n_errors)
 		die("stats.n_errors: qpd %" PRIu64 ", legacy %" PRIu64
-		    " (legacy counts %" PRIu64 " more by D10)", sq.n_errors,
-		    sl.n_errors, F.err_skew);
+		    " (legacy counts %" PRId64 " more by D4 and D10)",
+		    sq.n_errors, sl.n_errors, F.err_skew);
 	if (sl.scoreboard_alloc != F.alloc)
 		die("legacy's scoreboard size %" PRIu64 ", modelled %u",
 		    sl.scoreboard_alloc, F.alloc);
@@ -1107,7 +1111,7 @@ enum op {
 	OP_SYSCALL, OP_SYSRET, OP_FILTER, OP_DISCON, OP_FLUSH, OP_ATEXIT,
 	OP_USER_EXIT, OP_FOREACH, OP_SB_NEW, OP_SB_FREE, OP_U64_GET,
 	OP_U64_SET, OP_U64_SUM, OP_INLINE_ADD, OP_DYN_NEW, OP_DYN_ADD,
-	OP_DYN_EXEC, OP_DYN_MEM, OP_DYN_DROP, OP_CHECK, OP_COUNT
+	OP_DYN_EXEC, OP_DYN_MEM, OP_DYN_DROP, OP_CHECK, OP_RETIRE2, OP_COUNT
 };
 
 static void
@@ -1199,38 +1203,115 @@ need_no_slice(void)
 }
 
 static void
-op_retire(struct rd *r, bool reset)
+expect_done(struct expect *x, int be, qpd_plugin_id id, unsigned arg)
 {
+	x->done[be][x->ndone[be]++] = (struct rec){ .kind = R_DONE, .id = id,
+						    .ud = arg };
+}
+
+/* What the call after an uninstall or reset gets (D4), per backend. */
+enum { AGAIN_UNINSTALL, AGAIN_RESET, AGAIN_REGISTER, AGAIN_FOREACH };
+
+static void
+again_rc(bool reset, unsigned again, int want[2])
+{
+	bool slice = in_slice();
+
+	if (!reset) {
+		/* qpd knows the plugin until its grace period ends; legacy
+		 * until its work runs, at once outside a slice. */
+		want[QPD] = again == AGAIN_UNINSTALL ? -EALREADY
+			    : again == AGAIN_FOREACH ? 0 : -ESHUTDOWN;
+		want[LEG] = slice ? want[QPD] : -ENOENT;
+	} else {
+		/* Outside a slice legacy's reset is over when it returns. */
+		want[QPD] = again == AGAIN_RESET ? -EALREADY : 0;
+		want[LEG] = slice ? want[QPD] : 0;
+	}
+}
+
+/*
+ * uninstall or reset, then optionally one more call on the same plugin
+ * before anything settles: the window where the plugin is going away.
+ */
+static void
+op_retire(struct rd *r, bool reset, bool twice)
+{
+	static const char *const aname[] = { "uninstall", "reset", "register",
+					     "for_each" };
 	qpd_plugin_id id = pick_plugin(r);
-	unsigned arg = u8(r);
+	unsigned arg = u8(r), again = twice ? u8(r) % 4 : 0;
+	unsigned ev = twice ? u8(r) % NEV : 0, ud = twice ? u16(r) & 0xfff : 0;
 	bool with_done = arg & 1;
 	qpd_done_fn done = with_done ? on_done : NULL;
+	int r1[2], r2[2] = { 0, 0 }, want[2], rq;
 	struct expect x;
-	int rq, rl;
 
-	trace("%s(plugin %" PRIu64 ", done %s, arg %#x)",
+	/* D4: legacy drops a registration made while its reset is queued. */
+	if (twice && reset && again == AGAIN_REGISTER && in_slice())
+		return;
+	trace("%s(plugin %" PRIu64 ", done %s, arg %#x)%s%s%s",
 	      reset ? "reset" : "uninstall", id, with_done ? "yes" : "NULL",
-	      arg);
-	F.backend = QPD;
-	rq = do_retire(QPD, id, reset, done, (void *)(uintptr_t)arg);
-	F.backend = LEG;
-	rl = do_retire(LEG, id, reset, done, (void *)(uintptr_t)arg);
-	same_rc(reset ? "reset" : "uninstall", rq, rl);
+	      arg, twice ? ", then " : "", twice ? aname[again] : "",
+	      in_slice() ? " in a slice" : "");
+	for (int be = 0; be < 2; be++) {
+		F.backend = be;
+		r1[be] = do_retire(be, id, reset, done, (void *)(uintptr_t)arg);
+		if (!twice || r1[be] != 0)
+			continue;
+		switch (again) {
+		case AGAIN_UNINSTALL:
+		case AGAIN_RESET:
+			r2[be] = do_retire(be, id, again == AGAIN_RESET,
+					   on_done, (void *)(uintptr_t)(arg ^ 2));
+			break;
+		case AGAIN_REGISTER:
+			r2[be] = do_register(be, id, ev, cb_fn(ev, ud & 1),
+					     (void *)(uintptr_t)ud);
+			break;
+		default:
+			r2[be] = do_for_each(be, id, false);
+			break;
+		}
+	}
+	same_rc(reset ? "reset" : "uninstall", r1[QPD], r1[LEG]);
+	rq = r1[QPD];
 	if (rq != (known(id) ? 0 : -ENOENT))
 		die("rc %d for plugin %" PRIu64 " (known %d)", rq, id,
 		    known(id));
+	expect_none(&x);
+	if (rq == 0 && with_done) {
+		expect_done(&x, QPD, id, arg);
+		expect_done(&x, LEG, id, arg);
+	}
+	if (twice && rq == 0) {
+		again_rc(reset, again, want);
+		for (int be = 0; be < 2; be++) {
+			if (r2[be] != want[be])
+				die("%s then %s: %s returned %d, expected %d",
+				    reset ? "reset" : "uninstall", aname[again],
+				    be == QPD ? "qpd" : "legacy", r2[be],
+				    want[be]);
+			if (r2[be] == 0 && again <= AGAIN_RESET)
+				expect_done(&x, be, id, arg ^ 2);
+		}
+		F.err_skew += (want[LEG] != 0) - (want[QPD] != 0);
+		F.done_skew += (again <= AGAIN_RESET && want[LEG] == 0) -
+			       (again <= AGAIN_RESET && want[QPD] == 0);
+		if (again == AGAIN_FOREACH && r2[QPD] == 0 && r2[LEG] == 0 &&
+		    fe_digest(QPD) != fe_digest(LEG))
+			die("for_each visited different vCPUs");
+	}
 	F.need_settle = true;
 	settle();
-	expect_none(&x);
-	if (rq == 0 && with_done)
-		x.done[x.ndone++] = (struct rec){ .kind = R_DONE, .id = id,
-						  .ud = arg };
 	check_call(&x);
-	if (rq == 0) {
-		shadow_remove_all(id);
-		if (!reset)
-			F.p[id].live = false;
-	}
+	if (rq != 0)
+		return;
+	shadow_remove_all(id);
+	if (!reset || (twice && again == AGAIN_UNINSTALL))
+		F.p[id].live = false;
+	if (twice && again == AGAIN_REGISTER && r2[QPD] == 0)
+		shadow_reg(id, ev, ud & 1, ud);
 }
 
 static void
@@ -1775,12 +1856,12 @@ op_dyn_add(struct rd *r)
 {
 	static const char *const kname[] = { "cb", "inline", "cond_cb",
 					     "mem_cb", "mem_inline" };
-	struct list *li = pick_list(r);
+	struct list *li = pick_list(r), none = { .q = NULL, .l = NULL };
 	struct dent d = { 0 };
 	unsigned b;
 	int rq, rl;
 
-	if (li == NULL || li->n == MAXE)
+	if (li != NULL && li->n == MAXE)
 		return;
 	d.kind = (uint8_t)(u8(r) % D_KINDS);
 	b = u8(r);
@@ -1805,8 +1886,17 @@ op_dyn_add(struct rd *r)
 		return; /* D10: the two designs disagree on what it adds */
 	trace("dyn_add_%s(list %d, var %u, op %u, cond %u, rw %u, sb %d, "
 	      "offset %u, imm %#" PRIx64 ", udata %#x)", kname[d.kind],
-	      (int)(li - F.li), d.var, d.op, d.cond, d.rw, d.sb, d.off, d.imm,
-	      d.ud);
+	      li ? (int)(li - F.li) : -1, d.var, d.op, d.cond, d.rw, d.sb,
+	      d.off, d.imm, d.ud);
+	if (li == NULL) {
+		/* A list slot not in use: both refuse a NULL list. */
+		rq = dent_add(QPD, &none, &d);
+		rl = dent_add(LEG, &none, &d);
+		same_rc("dyn_add to a NULL list", rq, rl);
+		if (rq != -EINVAL)
+			die("dyn_add to a NULL list returned %d", rq);
+		return;
+	}
 	F.backend = QPD;
 	rq = dent_add(QPD, li, &d);
 	F.backend = LEG;
@@ -1951,8 +2041,14 @@ run_op(struct rd *r)
 		break;
 	case OP_UNINSTALL:
 	case OP_RESET:
-		op_retire(r, op == OP_RESET);
+		op_retire(r, op == OP_RESET, false);
 		break;
+	case OP_RETIRE2: {
+		bool reset = u8(r) & 1;
+
+		op_retire(r, reset, true);
+		break;
+	}
 	case OP_REG:
 	case OP_UNREG:
 		op_register(r, op == OP_UNREG);
