@@ -965,44 +965,32 @@ dent_add(int be, struct list *li, const struct dent *d)
 	static qpd_dyn_cb_t const dfn[3] = { dyn_cb_0, dyn_cb_1, NULL };
 	static qpd_mem_cb_t const mfn[3] = { mem_cb_0, mem_cb_1, NULL };
 	const struct sb *s = d->sb >= 0 ? &F.sb[d->sb] : NULL;
+	qpd_u64 eq = { s ? s->q : NULL, d->off };
+	legacy_u64 el = { s ? s->l : NULL, d->off };
+	qpd_dyn_cb_t fn = dfn[d->var];
 	void *ud = (void *)(uintptr_t)d->ud;
+	bool q = be == QPD;
 
-	if (be == QPD) {
-		qpd_u64 e = { s ? s->q : NULL, d->off };
-
-		switch (d->kind) {
-		case D_CB:
-			return qpd_dyn_add_cb(li->q, dfn[d->var], ud);
-		case D_INLINE:
-			return qpd_dyn_add_inline(li->q, d->op, e, d->imm);
-		case D_COND:
-			return qpd_dyn_add_cond_cb(li->q, dfn[d->var], ud,
-						   d->cond, e, d->imm);
-		case D_MEM_CB:
-			return qpd_dyn_add_mem_cb(li->q, mfn[d->var], d->rw,
-						  ud);
-		default:
-			return qpd_dyn_add_mem_inline(li->q, d->rw, d->op, e,
-						      d->imm);
-		}
-	} else {
-		legacy_u64 e = { s ? s->l : NULL, d->off };
-
-		switch (d->kind) {
-		case D_CB:
-			return legacy_dyn_add_cb(li->l, dfn[d->var], ud);
-		case D_INLINE:
-			return legacy_dyn_add_inline(li->l, d->op, e, d->imm);
-		case D_COND:
-			return legacy_dyn_add_cond_cb(li->l, dfn[d->var], ud,
-						      d->cond, e, d->imm);
-		case D_MEM_CB:
-			return legacy_dyn_add_mem_cb(li->l, mfn[d->var], d->rw,
-						     ud);
-		default:
-			return legacy_dyn_add_mem_inline(li->l, d->rw, d->op,
-							 e, d->imm);
-		}
+	switch (d->kind) {
+	case D_CB:
+		return q ? qpd_dyn_add_cb(li->q, fn, ud)
+			 : legacy_dyn_add_cb(li->l, fn, ud);
+	case D_INLINE:
+		return q ? qpd_dyn_add_inline(li->q, d->op, eq, d->imm)
+			 : legacy_dyn_add_inline(li->l, d->op, el, d->imm);
+	case D_COND:
+		return q ? qpd_dyn_add_cond_cb(li->q, fn, ud, d->cond, eq,
+					       d->imm)
+			 : legacy_dyn_add_cond_cb(li->l, fn, ud, d->cond, el,
+						  d->imm);
+	case D_MEM_CB:
+		return q ? qpd_dyn_add_mem_cb(li->q, mfn[d->var], d->rw, ud)
+			 : legacy_dyn_add_mem_cb(li->l, mfn[d->var], d->rw, ud);
+	default:
+		return q ? qpd_dyn_add_mem_inline(li->q, d->rw, d->op, eq,
+						  d->imm)
+			 : legacy_dyn_add_mem_inline(li->l, d->rw, d->op, el,
+						     d->imm);
 	}
 }
 
@@ -1426,6 +1414,47 @@ stale(unsigned ev)
 	return (F.lmask & UINT64_C(1) << ev) == 0 && F.nlorder[ev] != 0;
 }
 
+/* Dispatches a per-vCPU event on backend be; the filter's result. */
+static bool
+dispatch(int be, enum op op, unsigned v, uint64_t a, uint64_t b, uint64_t c,
+	 uint64_t *sysret)
+{
+	bool q = be == QPD;
+
+	F.backend = be;
+	switch (op) {
+	case OP_TB:
+		if (q)
+			qpd_tb_trans(F.q, v, (void *)(uintptr_t)a);
+		else
+			legacy_tb_trans(F.l, v, (void *)(uintptr_t)a);
+		break;
+	case OP_SYSCALL:
+		if (q)
+			qpd_syscall(F.q, v, (int64_t)a, F.args);
+		else
+			legacy_syscall(F.l, v, (int64_t)a, F.args);
+		break;
+	case OP_SYSRET:
+		if (q)
+			qpd_syscall_ret(F.q, v, (int64_t)a, (int64_t)b);
+		else
+			legacy_syscall_ret(F.l, v, (int64_t)a, (int64_t)b);
+		break;
+	case OP_FILTER:
+		return q ? qpd_syscall_filter(F.q, v, (int64_t)a, F.args, sysret)
+			 : legacy_syscall_filter(F.l, v, (int64_t)a, F.args,
+						 sysret);
+	default: /* a is the discontinuity's type */
+		if (q)
+			qpd_discon(F.q, v, (enum qpd_discon_type)a, b, c);
+		else
+			legacy_discon(F.l, v, (enum qpd_discon_type)a, b, c);
+		break;
+	}
+	return false;
+}
+
 static void
 op_vcpu_event(struct rd *r, enum op op)
 {
@@ -1500,44 +1529,9 @@ op_vcpu_event(struct rd *r, enum op op)
 	}
 	F.actions_on = ev != QPD_EV_VCPU_SYSCALL_FILTER && ev != QPD_EV_COUNT &&
 		       x.n[QPD] == x.n[LEG];
-	F.backend = QPD;
-	sq = sysret;
-	switch (op) {
-	case OP_TB:
-		qpd_tb_trans(F.q, v, (void *)(uintptr_t)a);
-		break;
-	case OP_SYSCALL:
-		qpd_syscall(F.q, v, (int64_t)a, F.args);
-		break;
-	case OP_SYSRET:
-		qpd_syscall_ret(F.q, v, (int64_t)a, (int64_t)b);
-		break;
-	case OP_FILTER:
-		rq = qpd_syscall_filter(F.q, v, (int64_t)a, F.args, &sq);
-		break;
-	default:
-		qpd_discon(F.q, v, (enum qpd_discon_type)t, b, c);
-		break;
-	}
-	F.backend = LEG;
-	sl = sysret;
-	switch (op) {
-	case OP_TB:
-		legacy_tb_trans(F.l, v, (void *)(uintptr_t)a);
-		break;
-	case OP_SYSCALL:
-		legacy_syscall(F.l, v, (int64_t)a, F.args);
-		break;
-	case OP_SYSRET:
-		legacy_syscall_ret(F.l, v, (int64_t)a, (int64_t)b);
-		break;
-	case OP_FILTER:
-		rl = legacy_syscall_filter(F.l, v, (int64_t)a, F.args, &sl);
-		break;
-	default:
-		legacy_discon(F.l, v, (enum qpd_discon_type)t, b, c);
-		break;
-	}
+	sq = sl = sysret;
+	rq = dispatch(QPD, op, v, a, b, c, &sq);
+	rl = dispatch(LEG, op, v, a, b, c, &sl);
 	settle();
 	check_call(&x);
 	F.actions_on = false;

@@ -5,8 +5,8 @@
 # clang's libFuzzer, ASan and UBSan straight from the sources, then fuzzes
 # for SECONDS starting from a copy of the committed corpus (the repository
 # does not grow).  Prints the executions and any crash; exits non-zero on a
-# crash or a mismatch, whose input is kept under $FUZZ_OUT (default: a
-# temporary directory that is then not removed).
+# crash or a mismatch, whose input is kept with the fuzzer binary under
+# $FUZZ_OUT (default: the temporary directory, then not removed).
 #
 # Needs clang with -fsanitize=fuzzer (Debian: clang, libclang-rt-dev) and
 # the development packages of ck, GLib and liburcu.
@@ -44,6 +44,7 @@ mkdir -p "$work/corpus" "$work/artifacts"
 cp "$here"/corpus/* "$work/corpus/"
 log=$work/fuzz.log
 set +e
+start=$SECONDS
 ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1} \
 UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1} \
 	"$bin" -max_total_time="$secs" -print_final_stats=1 -timeout=30 \
@@ -54,16 +55,25 @@ set -e
 
 execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
 rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
-echo "fuzz-diff: ${execs:-?} executions in ${secs}s (${rate:-?}/s)," \
+echo "fuzz-diff: ${execs:-?} executions in $((SECONDS - start))s (${rate:-?}/s)," \
 	"corpus $(find "$work/corpus" -type f | wc -l) inputs"
 if [ "$rc" -ne 0 ] || [ -n "$(ls -A "$work/artifacts")" ]; then
-	grep -E -A40 'MISMATCH|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error' \
-		"$log" | head -80 >&2 || tail -40 "$log" >&2
+	# The mismatch report, or the sanitizer's, without the stack dump.
+	sed -n -e '/fuzz_diff: MISMATCH/,/FUZZ_DIFF_TRACE/p' \
+		-e '/ERROR: \(AddressSanitizer\|LeakSanitizer\|libFuzzer: [^d]\)/,+12p' \
+		-e '/runtime error/,+3p' "$log" | head -60 >&2
 	out=${FUZZ_OUT:-$work}
 	mkdir -p "$out"
-	[ "$out" = "$work" ] || cp "$work"/artifacts/* "$out"/ 2>/dev/null || true
-	[ "$out" = "$work" ] && keep=1
-	echo "fuzz-diff: FAILED (exit $rc); inputs in $out" \
-		"(replay: FUZZ_DIFF_TRACE=1 <replay binary> FILE)" >&2
+	if [ "$out" != "$work" ]; then
+		cp "$work"/artifacts/* "$bin" "$out"/ 2>/dev/null || true
+	else
+		mv "$work"/artifacts/* "$out"/ 2>/dev/null || true
+		keep=1
+	fi
+	for f in "$out"/crash-* "$out"/leak-* "$out"/timeout-* "$out"/oom-*; do
+		[ -e "$f" ] && echo "fuzz-diff: input $f;" \
+			"replay: FUZZ_DIFF_TRACE=1 $out/fuzz-diff $f" >&2
+	done
+	echo "fuzz-diff: FAILED (libFuzzer exit $rc)" >&2
 	exit 1
 fi
