@@ -36,9 +36,14 @@
  *     legacy_vcpu_safepoint() and, for qpd, qpd_vcpu_quiescent() plus
  *     qpd_reclaim() until nothing is pending (qpd is created with
  *     no_reclaimer_thread for determinism).  Settling within a few rounds
- *     is itself checked.  Registrations a legacy work item could race with
- *     are therefore never made, and `done` hooks are compared in each
- *     backend's issue order right after the op.
+ *     is itself checked, and `done` hooks are compared in each backend's
+ *     issue order right after the op.  One op makes a second call on the
+ *     plugin before settling: qpd knows an uninstalling plugin until its
+ *     grace period ends (-EALREADY, -ESHUTDOWN, for_each succeeds) and
+ *     refuses a second reset until then, while legacy outside a slice is
+ *     done when the call returns (-ENOENT, a second reset succeeds); inside
+ *     a slice they agree.  A registration made while a reset is queued in
+ *     a slice is not generated: legacy's reset then removes it, qpd's not.
  *  D5 implicit flushes: legacy also flushes when it uninstalls or resets a
  *     plugin while vCPUs exist, on user exit, and when a vCPU index past
  *     its scoreboard size is initialised while scoreboards exist.  Its

@@ -4,9 +4,10 @@
 # Builds the differential fuzz target (qpd against bench/legacy.c) with
 # clang's libFuzzer, ASan and UBSan straight from the sources, then fuzzes
 # for SECONDS starting from a copy of the committed corpus (the repository
-# does not grow).  Prints the executions and any crash; exits non-zero on a
-# crash or a mismatch, whose input is kept with the fuzzer binary under
-# $FUZZ_OUT (default: the temporary directory, then not removed).
+# does not grow).  Prints the executions and any crash.  Exits 1 on a crash
+# or a mismatch, whose input is kept with the fuzzer binary under $FUZZ_OUT
+# (default: the temporary directory, then not removed), and 2 when clang
+# cannot build with -fsanitize=fuzzer.
 #
 # Needs clang with -fsanitize=fuzzer (Debian: clang, libclang-rt-dev) and
 # the development packages of ck, GLib and liburcu.
