@@ -40,7 +40,12 @@ struct qpd_scoreboard {
 	ck_epoch_entry_t retire;
 };
 
-/* A 64-bit counter at `offset` inside each slot of `score`. */
+/*
+ * A 64-bit counter at `offset` inside each slot of `score`.  The inline
+ * accessors below are for vCPU indices below qpd_num_vcpus() (as QEMU's
+ * are) and for slots whose address qpd_scoreboard_find() returned: only
+ * those are re-zeroed when a freed scoreboard's column is reused.
+ */
 typedef struct {
 	struct qpd_scoreboard *score;
 	size_t offset;
