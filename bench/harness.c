@@ -114,27 +114,35 @@ bench_measure(const char *case_name, const char *params,
 {
 	double samples[MAX_IMPLS][ROUNDS];
 	double round_ns = bench_opt.seconds * 1e9 / ROUNDS / n_impls;
-	uint64_t iters = 1024;
+	uint64_t iters[MAX_IMPLS];
 	char group[96];
 
 	snprintf(group, sizeof(group), "%s%s%s", case_name, *params ? "/" : "",
 		 params);
 	if (!bench_selected(group) || n_impls > MAX_IMPLS || threads > 256)
 		return;
-	/* Grow the batch until one takes about a round's share of time. */
-	while (run_batch(&impls[0], iters, threads) < round_ns &&
-	       iters < (UINT64_C(1) << 36))
-		iters *= 2;
+	/*
+	 * Each implementation gets its own batch, grown until it takes about
+	 * a round's share of the time: sized on a fast one, a slow one's
+	 * batches would take tens of times the budget; sized on a slow one, a
+	 * fast one's would be too short to time.
+	 */
+	for (unsigned i = 0; i < n_impls; i++) {
+		iters[i] = 1024;
+		while (run_batch(&impls[i], iters[i], threads) < round_ns &&
+		       iters[i] < (UINT64_C(1) << 36))
+			iters[i] *= 2;
+	}
 	for (unsigned r = 0; r < ROUNDS; r++)
 		for (unsigned i = 0; i < n_impls; i++)
-			samples[i][r] = run_batch(&impls[i], iters, threads) /
-					((double)iters * threads);
+			samples[i][r] = run_batch(&impls[i], iters[i], threads) /
+					((double)iters[i] * threads);
 	for (unsigned i = 0; i < n_impls; i++)
 		bench_record(case_name, params, impls[i].name,
 			     bench_median(samples[i], ROUNDS),
-			     iters * threads * ROUNDS, threads);
-	fprintf(stderr, "  %-48s %3u thread(s), %llu ops per batch\n", group,
-		threads, (unsigned long long)iters * threads);
+			     iters[i] * threads * ROUNDS, threads);
+	fprintf(stderr, "  %-48s %3u thread(s), %llu ops per first batch\n",
+		group, threads, (unsigned long long)iters[0] * threads);
 }
 
 double
