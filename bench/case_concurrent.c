@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "backends.h"
+#include "callbacks.h"
 #include "cases.h"
 #include "harness.h"
 
@@ -32,20 +33,8 @@
 
 static uint64_t sink;
 
-static __attribute__((noinline)) void
-cb_syscall(qpd_plugin_id id, unsigned vcpu, int64_t num,
-	   const uint64_t args[8], void *udata)
-{
-	(void)id, (void)vcpu, (void)args;
-	*(volatile uint64_t *)udata += (uint64_t)num;
-}
-
-static __attribute__((noinline)) void
-cb_tb(qpd_plugin_id id, unsigned vcpu, void *tb, void *udata)
-{
-	(void)id, (void)vcpu;
-	*(volatile uint64_t *)udata += (uintptr_t)tb;
-}
+#define cb_syscall bench_cb_syscall
+#define cb_tb bench_cb_tb
 
 static void
 sleep_until(struct timespec *t, long step_ns)

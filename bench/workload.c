@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "backends.h"
+#include "callbacks.h"
 
 #define MAX_THREADS 1024
 
@@ -30,20 +31,8 @@ static long n_ops = 1000000;
 static bool churn;
 static unsigned stop;
 
-static __attribute__((noinline)) void
-cb_syscall(qpd_plugin_id id, unsigned vcpu, int64_t num,
-	   const uint64_t args[8], void *udata)
-{
-	(void)id, (void)vcpu, (void)args;
-	*(volatile uint64_t *)udata += (uint64_t)num;
-}
-
-static __attribute__((noinline)) void
-cb_tb(qpd_plugin_id id, unsigned vcpu, void *tb, void *udata)
-{
-	(void)id, (void)vcpu;
-	*(volatile uint64_t *)udata += (uintptr_t)tb;
-}
+#define cb_syscall bench_cb_syscall
+#define cb_tb bench_cb_tb
 
 static __attribute__((noinline)) void
 dyn_cb(unsigned vcpu, void *udata)

@@ -65,16 +65,7 @@
 #include <ck_stack.h>
 #include <qpd.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define FREE_ON_DONE 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define FREE_ON_DONE 1
-#endif
-#endif
-
-#define ALIVE 0xa11ea11ea11ea11eULL
-#define DEAD 0xdeaddeaddeaddeadULL
+#include "poison.h"
 #define MAX_READERS 64
 #define MAX_WRITERS 32
 #define PLUGS_PER_WRITER 6
