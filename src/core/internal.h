@@ -89,12 +89,6 @@ struct qpd {
 	uint64_t n_errors;       /* ck_pr_inc: failures happen unlocked */
 };
 
-static inline struct qpd *
-qpd__from_core(struct qpd_core *c)
-{
-	return (struct qpd *)(void *)c;
-}
-
 /* alloc.c: every allocation of the library goes through these. */
 void *qpd__alloc(size_t size); /* zeroed, cache-line aligned */
 void qpd__dealloc(void *p);
