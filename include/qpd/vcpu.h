@@ -115,6 +115,14 @@ int qpd_vcpu_init(struct qpd *q, unsigned vcpu);
  */
 int qpd_vcpu_exit(struct qpd *q, unsigned vcpu);
 
+/*
+ * Takes vCPU `vcpu` offline without running its EXIT callbacks, for a vCPU
+ * whose thread no longer exists (a fork child's copies of the parent's other
+ * threads); any thread, and a section the vanished thread held is released.
+ * -EINVAL past max_vcpus, -ENOENT if not online.
+ */
+int qpd_vcpu_forget(struct qpd *q, unsigned vcpu);
+
 /* Out-of-line part of idle/resume: the section and the walk. */
 void qpd__vcpu_run(struct qpd *q, unsigned vcpu, enum qpd_event ev);
 

@@ -135,6 +135,34 @@ qpd_vcpu_exit(struct qpd *q, unsigned vcpu)
 	return 0;
 }
 
+int
+qpd_vcpu_forget(struct qpd *q, unsigned vcpu)
+{
+	struct qpd_vcpu *v;
+	int err = 0;
+
+	if (q == NULL || vcpu >= q->core.max_vcpus)
+		return QPD_FAIL(q, -EINVAL);
+	pthread_mutex_lock(&q->lock);
+	v = qpd__vcpu(q, vcpu);
+	if (v == NULL || !v->online) {
+		err = -ENOENT;
+		goto out;
+	}
+	ck_pr_store_uint(&v->online, 0);
+	CK_BITMAP_CLEAR(&v->mask);
+	/*
+	 * Its thread is gone: a section it held would never end and would stop
+	 * every later grace period.  The record stays registered for reuse.
+	 */
+	if (ck_pr_load_uint(&v->rec.active) != 0)
+		ck_pr_store_uint(&v->rec.active, 0);
+	q->n_online--;
+out:
+	pthread_mutex_unlock(&q->lock);
+	return err != 0 ? QPD_FAIL(q, err) : 0;
+}
+
 void
 qpd__vcpu_run(struct qpd *q, unsigned vcpu, enum qpd_event ev)
 {

@@ -142,3 +142,47 @@ Test(vcpu, for_each_errors)
 	cr_assert_eq(qpd_vcpu_for_each(q, 0, collect), -ENOENT);
 	qpd_free(q);
 }
+
+/* A vCPU thread that vanishes inside its slice, as a fork child sees it. */
+static void *
+vanish_in_slice(void *arg)
+{
+	struct qpd *q = arg;
+
+	cr_assert_eq(qpd_vcpu_init(q, 3), 0);
+	cr_assert(qpd_vcpu_enter(q, 3));
+	return NULL; /* never leaves */
+}
+
+Test(vcpu, forget_takes_offline_without_exit_and_releases_section)
+{
+	struct qpd *q = new_manual();
+	qpd_plugin_id id = add_plugin(q), other = add_plugin(q);
+	volatile int done = 0;
+	pthread_t t;
+
+	cr_assert_eq(qpd_register_cb(q, id, QPD_EV_VCPU_EXIT, cb_vcpu,
+				     (void *)2), 0);
+	cr_assert_eq(pthread_create(&t, NULL, vanish_in_slice, q), 0);
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	cr_assert_eq(qpd_vcpu_forget(NULL, 3), -EINVAL);
+	cr_assert_eq(qpd_vcpu_forget(q, 4096 * 4), -EINVAL);
+	cr_assert_eq(qpd_vcpu_forget(q, 2), -ENOENT);
+	/* While the orphan section stands, no grace period can pass. */
+	cr_assert_eq(qpd_plugin_uninstall(q, other, done_set_flag,
+					  (void *)&done), 0);
+	for (int i = 0; i < 8; i++)
+		qpd_reclaim(q);
+	cr_assert_eq(done, 0, "an open section holds reclamation back");
+	cr_assert_eq(qpd_vcpu_forget(q, 3), 0);
+	cr_assert_eq(LOG.n, 0, "no EXIT callback for a vanished thread");
+	cr_assert_not(qpd_vcpu_has_event(q, 3, QPD_EV_VCPU_EXIT));
+	cr_assert(reclaim_until(q, &done), "the section was released");
+	cr_assert_eq(qpd_vcpu_forget(q, 3), -ENOENT);
+	/* The index is free again and comes back with the current mask. */
+	cr_assert_eq(qpd_vcpu_init(q, 3), 0);
+	cr_assert(qpd_vcpu_has_event(q, 3, QPD_EV_VCPU_EXIT));
+	cr_assert_eq(qpd_vcpu_exit(q, 3), 0);
+	cr_assert_eq(LOG.n, 1);
+	qpd_free(q);
+}
