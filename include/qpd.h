@@ -7,9 +7,9 @@
 #ifndef QPD_H
 #define QPD_H
 
-#include <qpd/core.h>
-#include <qpd/vcpu.h>
-#include <qpd/scoreboard.h>
-#include <qpd/dispatch.h>
+#include "qpd/core.h"
+#include "qpd/vcpu.h"
+#include "qpd/scoreboard.h"
+#include "qpd/dispatch.h"
 
 #endif /* QPD_H */

@@ -12,9 +12,9 @@
 #ifndef QPD_DISPATCH_H
 #define QPD_DISPATCH_H
 
-#include <qpd/core.h>
-#include <qpd/scoreboard.h>
-#include <qpd/vcpu.h>
+#include "core.h"
+#include "scoreboard.h"
+#include "vcpu.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -15,7 +15,7 @@
 #ifndef QPD_SCOREBOARD_H
 #define QPD_SCOREBOARD_H
 
-#include <qpd/core.h>
+#include "core.h"
 
 #ifdef __cplusplus
 extern "C" {

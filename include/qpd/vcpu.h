@@ -11,7 +11,7 @@
 #ifndef QPD_VCPU_H
 #define QPD_VCPU_H
 
-#include <qpd/core.h>
+#include "core.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -445,6 +445,29 @@ Test(badinput, vcpu_exit_twice)
 	refused(qpd_vcpu_exit(F.q, 3), -ENOENT, "qpd_vcpu_exit");
 }
 
+Test(badinput, vcpu_forget_null_instance)
+{
+	ignored_rc(qpd_vcpu_forget(NULL, 0), -EINVAL);
+}
+
+Test(badinput, vcpu_forget_past_max)
+{
+	refused(qpd_vcpu_forget(F.q, MAXV), -EINVAL, "qpd_vcpu_forget");
+}
+
+Test(badinput, vcpu_forget_never_initialised)
+{
+	refused(qpd_vcpu_forget(F.q, MAXV - 2), -ENOENT, "qpd_vcpu_forget");
+}
+
+Test(badinput, vcpu_forget_twice)
+{
+	cr_assert_eq(qpd_vcpu_init(F.q, 3), 0);
+	cr_assert_eq(qpd_vcpu_forget(F.q, 3), 0);
+	snap();
+	refused(qpd_vcpu_forget(F.q, 3), -ENOENT, "qpd_vcpu_forget");
+}
+
 Test(badinput, vcpu_exit_inside_slice)
 {
 	int rc;
