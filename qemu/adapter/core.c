@@ -12,9 +12,10 @@
  * away all translated code.  This file keeps QEMU's interface
  * (plugins/plugin.h, include/qemu/plugin.h) and hands that state to one qpd
  * instance per process, created with the first plugin.  It is the same file
- * for every supported QEMU; what differs between versions is in the small
- * compat header next to it (qpd-compat.h, from qemu/v<version>/) and in the
- * one section below marked "plugin API 5".
+ * for QEMU 10.0 and 10.2: what differs between them is in the section
+ * marked "plugin API 5" at the end and at the top of common.c.inc, which
+ * holds what every supported version shares (installed as
+ * plugins/qpd-common.c.inc).
  *
  * - Ids.  A QEMU plugin id *is* a qpd plugin id: the loader asks
  *   plugin_new_id() for it, so nothing translates ids on a dispatch path.
@@ -72,6 +73,7 @@
 #include "qemu/error-report.h"
 #include "qemu/lockable.h"
 #include "qemu/plugin.h"
+#include "qemu/qemu-plugin.h"
 #include "exec/tb-flush.h"
 #include "tcg/tcg-op-common.h"
 #include "plugin.h"
@@ -82,8 +84,6 @@
 #include <qpd.h>
 #endif
 
-#include "qpd-compat.h"
-
 /*
  * Translated code computes a slot's offset as cpu_index * element_size in
  * 32 bits and sign-extends it (plugin-gen.c); with a 1 MiB stride that is
@@ -91,132 +91,7 @@
  */
 #define QPD_QEMU_MAX_VCPUS (INT32_MAX / QPD_SB_REGION + 1)
 
-/* The loader's bookkeeping: contexts, the id -> ctx table and its lock. */
-struct qemu_plugin_state plugin;
-
-/* Created with the first plugin, before any vCPU exists; never freed. */
-static struct qpd *qpd_q;
-
-/*
- * vCPU index -> CPUState, for queueing event-mask updates on a vCPU.
- * cpus_lock is a leaf lock held only around the table and async_run_on_cpu
- * so that a vCPU leaving the table is never sent work after it left.
- */
-static QemuMutex cpus_lock;
-static CPUState *cpus[QPD_QEMU_MAX_VCPUS];
-
-/* ------------------------------------------------------------------ */
-/* Trampolines: QEMU's callback types, the plugin's function as udata.  */
-
-QEMU_DISABLE_CFI
-static void tramp_vcpu(qpd_plugin_id id, unsigned vcpu, void *fn)
-{
-    ((qemu_plugin_vcpu_simple_cb_t)fn)(id, vcpu);
-}
-
-QEMU_DISABLE_CFI
-static void tramp_tb_trans(qpd_plugin_id id, unsigned vcpu, void *tb,
-                           void *fn)
-{
-    ((qemu_plugin_vcpu_tb_trans_cb_t)fn)(id, tb);
-}
-
-QEMU_DISABLE_CFI
-static void tramp_syscall(qpd_plugin_id id, unsigned vcpu, int64_t num,
-                          const uint64_t a[8], void *fn)
-{
-    ((qemu_plugin_vcpu_syscall_cb_t)fn)(id, vcpu, num, a[0], a[1], a[2],
-                                        a[3], a[4], a[5], a[6], a[7]);
-}
-
-QEMU_DISABLE_CFI
-static void tramp_syscall_ret(qpd_plugin_id id, unsigned vcpu, int64_t num,
-                              int64_t ret, void *fn)
-{
-    ((qemu_plugin_vcpu_syscall_ret_cb_t)fn)(id, vcpu, num, ret);
-}
-
-QEMU_DISABLE_CFI
-static void tramp_simple(qpd_plugin_id id, void *fn)
-{
-    ((qemu_plugin_simple_cb_t)fn)(id);
-}
-
-#if QPD_QEMU_PLUGIN_API >= 5
-QEMU_DISABLE_CFI
-static void tramp_discon(qpd_plugin_id id, unsigned vcpu,
-                         enum qpd_discon_type type, uint64_t from,
-                         uint64_t to, void *fn)
-{
-    ((qemu_plugin_vcpu_discon_cb_t)fn)(id, vcpu,
-                                       (enum qemu_plugin_discon_type)type,
-                                       from, to);
-}
-#endif
-
-/* QEMU's event, qpd's event and the trampoline (NULL: register as is). */
-static const struct {
-    enum qpd_event ev;
-    void *tramp;
-} ev_map[QEMU_PLUGIN_EV_MAX] = {
-    [QEMU_PLUGIN_EV_VCPU_INIT] = { QPD_EV_VCPU_INIT, (void *)tramp_vcpu },
-    [QEMU_PLUGIN_EV_VCPU_EXIT] = { QPD_EV_VCPU_EXIT, (void *)tramp_vcpu },
-    [QEMU_PLUGIN_EV_VCPU_TB_TRANS] = { QPD_EV_VCPU_TB_TRANS,
-                                       (void *)tramp_tb_trans },
-    [QEMU_PLUGIN_EV_VCPU_IDLE] = { QPD_EV_VCPU_IDLE, (void *)tramp_vcpu },
-    [QEMU_PLUGIN_EV_VCPU_RESUME] = { QPD_EV_VCPU_RESUME, (void *)tramp_vcpu },
-    [QEMU_PLUGIN_EV_VCPU_SYSCALL] = { QPD_EV_VCPU_SYSCALL,
-                                      (void *)tramp_syscall },
-    [QEMU_PLUGIN_EV_VCPU_SYSCALL_RET] = { QPD_EV_VCPU_SYSCALL_RET,
-                                          (void *)tramp_syscall_ret },
-    [QEMU_PLUGIN_EV_FLUSH] = { QPD_EV_FLUSH, (void *)tramp_simple },
-    [QEMU_PLUGIN_EV_ATEXIT] = { QPD_EV_ATEXIT, NULL },
-#if QPD_QEMU_PLUGIN_API >= 5
-    [QEMU_PLUGIN_EV_VCPU_INTERRUPT] = { QPD_EV_VCPU_INTERRUPT,
-                                        (void *)tramp_discon },
-    [QEMU_PLUGIN_EV_VCPU_EXCEPTION] = { QPD_EV_VCPU_EXCEPTION,
-                                        (void *)tramp_discon },
-    [QEMU_PLUGIN_EV_VCPU_HOSTCALL] = { QPD_EV_VCPU_HOSTCALL,
-                                       (void *)tramp_discon },
-#endif
-};
-
-/* Memory directions pass through unchanged. */
-QEMU_BUILD_BUG_ON(QEMU_PLUGIN_MEM_R != (int)QPD_MEM_R);
-QEMU_BUILD_BUG_ON(QEMU_PLUGIN_MEM_W != (int)QPD_MEM_W);
-QEMU_BUILD_BUG_ON(QEMU_PLUGIN_MEM_RW != (int)QPD_MEM_RW);
-
-static G_NORETURN void invalid_id(qemu_plugin_id_t id)
-{
-    error_report("plugin: invalid plugin id %" PRIu64, id);
-    abort();
-}
-
-static G_NORETURN void core_failed(const char *what, int err)
-{
-    error_report("plugin: %s: %s", what, qpd_strerror(err));
-    abort();
-}
-
-/*
- * QEMU's rules for a qpd result about plugin @id: an unknown id aborts, a
- * plugin on its way out is ignored, anything else (no memory) is fatal.
- */
-static void check_plugin_call(int err, qemu_plugin_id_t id, const char *what)
-{
-    if (err == -ENOENT) {
-        invalid_id(id);
-    }
-    if (err != 0 && err != -ESHUTDOWN) {
-        core_failed(what, err);
-    }
-}
-
-/* Does @vcpu have a callback for @ev?  One relaxed load of its mask. */
-static bool vcpu_wants(unsigned vcpu, enum qpd_event ev)
-{
-    return qpd_vcpu_has_event(qpd_q, vcpu, ev);
-}
+#include "qpd-common.c.inc"
 
 /* ------------------------------------------------------------------ */
 /* Event masks: QEMU's per-vCPU copy follows qpd's                      */
@@ -249,168 +124,13 @@ static void vcpu_mask_changed(unsigned vcpu, void *opaque)
     }
 }
 
-/* ------------------------------------------------------------------ */
-/* Plugins and their callbacks                                          */
-
-qemu_plugin_id_t plugin_new_id(void)
+static void core_config(struct qpd_config *cfg)
 {
-    qpd_plugin_id id;
-    int err;
-
-    if (qpd_q == NULL) {
-        struct qpd_config cfg = {
-            .max_vcpus = QPD_QEMU_MAX_VCPUS,
-            .on_mask_change = vcpu_mask_changed,
-        };
-
-        qpd_q = qpd_new(&cfg);
-        if (qpd_q == NULL) {
-            core_failed("cannot create the plugin core", -errno);
-        }
-    }
-    err = qpd_plugin_add(qpd_q, &id);
-    if (err) {
-        core_failed("cannot add a plugin", err);
-    }
-    return id;
-}
-
-struct qemu_plugin_ctx *plugin_id_to_ctx_locked(qemu_plugin_id_t id)
-{
-    qemu_plugin_id_t *key = g_hash_table_lookup(plugin.id_ht, &id);
-
-    if (key == NULL) {
-        invalid_id(id);
-    }
-    return container_of(key, struct qemu_plugin_ctx, id);
-}
-
-/* A reset or uninstall whose `done` has not run yet. */
-struct removal {
-    void (*done)(qemu_plugin_id_t id, void *opaque);
-    void *opaque;
-};
-
-static unsigned n_removals_pending;
-
-static void removal_done(qpd_plugin_id id, void *arg)
-{
-    struct removal r = *(struct removal *)arg;
-
-    g_free(arg);
-    r.done(id, r.opaque);
-    qatomic_dec(&n_removals_pending);
-}
-
-/*
- * QEMU finished a reset or uninstall before returning to the guest, so a
- * plugin may count on its callback having run by exit: wait for them,
- * briefly (sections are short; a stuck one only costs the wait).
- */
-static void wait_for_removals(void)
-{
-    for (int i = 0; i < 2000 && qatomic_read(&n_removals_pending); i++) {
-        if (qpd_reclaim(qpd_q) > 0 && qatomic_read(&n_removals_pending)) {
-            g_usleep(1000);
-        }
-    }
-}
-
-void plugin_remove_cbs(qemu_plugin_id_t id, bool reset,
-                       void (*done)(qemu_plugin_id_t id, void *opaque),
-                       void *opaque)
-{
-    struct removal *r = g_new(struct removal, 1);
-    int err;
-
-    if (qpd_q == NULL) {
-        invalid_id(id);
-    }
-    *r = (struct removal){ .done = done, .opaque = opaque };
-    qatomic_inc(&n_removals_pending);
-    err = reset ? qpd_plugin_reset(qpd_q, id, removal_done, r)
-                : qpd_plugin_uninstall(qpd_q, id, removal_done, r);
-    if (err == -ENOENT) {
-        invalid_id(id);
-    }
-    if (err) {
-        /* The loader never asks twice for the same plugin. */
-        core_failed(reset ? "reset" : "uninstall", err);
-    }
-}
-
-/* Sets (@func != NULL) or clears the plugin's callback for @ev. */
-static int set_cb(qemu_plugin_id_t id, enum qemu_plugin_event ev,
-                  void *func, void *udata)
-{
-    void *fn = func;
-
-    g_assert(ev < QEMU_PLUGIN_EV_MAX);
-    if (qpd_q == NULL) {
-        return -ENOENT;
-    }
-    if (func != NULL && ev_map[ev].tramp != NULL) {
-        fn = ev_map[ev].tramp;
-        udata = func;
-    }
-    return qpd_register_cb(qpd_q, id, ev_map[ev].ev, fn, udata);
-}
-
-void plugin_register_cb(qemu_plugin_id_t id, enum qemu_plugin_event ev,
-                        void *func)
-{
-    check_plugin_call(set_cb(id, ev, func, NULL), id, "register");
-}
-
-void plugin_register_cb_udata(qemu_plugin_id_t id, enum qemu_plugin_event ev,
-                              void *func, void *udata)
-{
-    check_plugin_call(set_cb(id, ev, func, udata), id, "register");
-}
-
-/* The loader calls this per event on reset/uninstall; qpd already did it. */
-void plugin_unregister_cb__locked(struct qemu_plugin_ctx *ctx,
-                                  enum qemu_plugin_event ev)
-{
-    int err = set_cb(ctx->id, ev, NULL, NULL);
-
-    if (err != 0 && err != -ESHUTDOWN && err != -ENOENT) {
-        core_failed("unregister", err);
-    }
-}
-
-void qemu_plugin_register_vcpu_idle_cb(qemu_plugin_id_t id,
-                                       qemu_plugin_vcpu_simple_cb_t cb)
-{
-    plugin_register_cb(id, QEMU_PLUGIN_EV_VCPU_IDLE, cb);
-}
-
-void qemu_plugin_register_vcpu_resume_cb(qemu_plugin_id_t id,
-                                         qemu_plugin_vcpu_simple_cb_t cb)
-{
-    plugin_register_cb(id, QEMU_PLUGIN_EV_VCPU_RESUME, cb);
-}
-
-void qemu_plugin_register_flush_cb(qemu_plugin_id_t id,
-                                   qemu_plugin_simple_cb_t cb)
-{
-    plugin_register_cb(id, QEMU_PLUGIN_EV_FLUSH, cb);
-}
-
-void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id,
-                                    qemu_plugin_udata_cb_t cb,
-                                    void *udata)
-{
-    plugin_register_cb_udata(id, QEMU_PLUGIN_EV_ATEXIT, cb, udata);
+    cfg->on_mask_change = vcpu_mask_changed;
 }
 
 /* ------------------------------------------------------------------ */
-/* vCPUs                                                                */
-
-CPUPluginState *qemu_plugin_create_vcpu_state(void)
-{
-    return g_new0(CPUPluginState, 1);
-}
+/* vCPU init and exit, translation, flush                               */
 
 /* Runs on the vCPU's thread, which becomes the owner of its qpd record. */
 static void qemu_plugin_vcpu_init__async(CPUState *cpu, run_on_cpu_data unused)
@@ -466,83 +186,10 @@ void qemu_plugin_vcpu_exit_hook(CPUState *cpu)
     }
 }
 
-void qemu_plugin_vcpu_idle_cb(CPUState *cpu)
-{
-    /* qpd ignores a vCPU that is not initialised, as QEMU does. */
-    if (qpd_q != NULL) {
-        qpd_qemu_set_cb_flags(cpu, QEMU_PLUGIN_CB_RW_REGS);
-        qpd_vcpu_idle(qpd_q, cpu->cpu_index);
-        qpd_qemu_set_cb_flags(cpu, QEMU_PLUGIN_CB_NO_REGS);
-    }
-}
-
-void qemu_plugin_vcpu_resume_cb(CPUState *cpu)
-{
-    if (qpd_q != NULL) {
-        qpd_qemu_set_cb_flags(cpu, QEMU_PLUGIN_CB_RW_REGS);
-        qpd_vcpu_resume(qpd_q, cpu->cpu_index);
-        qpd_qemu_set_cb_flags(cpu, QEMU_PLUGIN_CB_NO_REGS);
-    }
-}
-
-void qemu_plugin_vcpu_for_each(qemu_plugin_id_t id,
-                               qemu_plugin_vcpu_simple_cb_t cb)
-{
-    if (cb == NULL) {
-        return;
-    }
-    if (qpd_q == NULL) {
-        invalid_id(id);
-    }
-    /* No lock held while @cb runs (QEMU held its recursive mutex). */
-    check_plugin_call(qpd_vcpu_for_each(qpd_q, id, cb), id, "vcpu_for_each");
-}
-
-int plugin_num_vcpus(void)
-{
-    return qpd_q ? (int)qpd_num_vcpus(qpd_q) : 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* Event dispatch                                                       */
-
-/*
- * A dispatch on @cpu's own thread, outside translated code: one qpd section
- * around it, taken only when some plugin wants @ev, so a run without such
- * callbacks pays one load.  Callbacks may read and write registers.
- */
-#define VCPU_DISPATCH(cpu, ev, call)                                   \
-    do {                                                               \
-        unsigned vcpu_ = (cpu)->cpu_index;                             \
-        if (vcpu_wants(vcpu_, (ev)) && qpd_vcpu_enter(qpd_q, vcpu_)) { \
-            qpd_qemu_set_cb_flags((cpu), QEMU_PLUGIN_CB_RW_REGS);      \
-            call;                                                      \
-            qpd_qemu_set_cb_flags((cpu), QEMU_PLUGIN_CB_NO_REGS);      \
-            qpd_vcpu_leave(qpd_q, vcpu_);                              \
-        }                                                              \
-    } while (0)
-
 void qemu_plugin_tb_trans_cb(CPUState *cpu, struct qemu_plugin_tb *tb)
 {
     VCPU_DISPATCH(cpu, QPD_EV_VCPU_TB_TRANS,
                   qpd_tb_trans(qpd_q, vcpu_, tb));
-}
-
-void qemu_plugin_vcpu_syscall(CPUState *cpu, int64_t num, uint64_t a1,
-                              uint64_t a2, uint64_t a3, uint64_t a4,
-                              uint64_t a5, uint64_t a6, uint64_t a7,
-                              uint64_t a8)
-{
-    const uint64_t args[8] = { a1, a2, a3, a4, a5, a6, a7, a8 };
-
-    VCPU_DISPATCH(cpu, QPD_EV_VCPU_SYSCALL,
-                  qpd_syscall(qpd_q, vcpu_, num, args));
-}
-
-void qemu_plugin_vcpu_syscall_ret(CPUState *cpu, int64_t num, int64_t ret)
-{
-    VCPU_DISPATCH(cpu, QPD_EV_VCPU_SYSCALL_RET,
-                  qpd_syscall_ret(qpd_q, vcpu_, num, ret));
 }
 
 /* Handles of run-time memory lists, freed by the next flush. */
@@ -557,103 +204,6 @@ void qemu_plugin_flush_cb(void)
         /* Retires every run-time list, then runs the FLUSH callbacks. */
         qpd_flush(qpd_q);
     }
-}
-
-void qemu_plugin_atexit_cb(void)
-{
-    if (qpd_q != NULL) {
-        wait_for_removals();
-        qpd_atexit(qpd_q);
-    }
-}
-
-/*
- * linux-user exit.  Other threads may still run, so, as QEMU does: with
- * every vCPU stopped remove every callback but ATEXIT, stop the helpers'
- * memory callbacks and flush translated code; then let the vCPUs go and run
- * ATEXIT, which qpd_user_exit() finds alone and runs once.
- */
-void qemu_plugin_user_exit(void)
-{
-    CPUState *cpu;
-
-    if (qpd_q == NULL) {
-        return;
-    }
-    start_exclusive();
-    qpd_unregister_all_but(qpd_q, QPD_EV_ATEXIT);
-    CPU_FOREACH(cpu) {
-        qemu_plugin_disable_mem_helpers(cpu);
-    }
-    qpd_qemu_tb_flush_exclusive();
-    end_exclusive();
-
-    wait_for_removals();
-    qpd_user_exit(qpd_q);
-}
-
-/*
- * fork() in linux-user: the loader's lock, the vCPU table's and qpd's are
- * held across it, so the child finds them consistent.
- */
-void qemu_plugin_user_prefork_lock(void)
-{
-    qemu_rec_mutex_lock(&plugin.lock);
-    qemu_mutex_lock(&cpus_lock);
-    if (qpd_q != NULL) {
-        qpd_prefork(qpd_q);
-    }
-}
-
-/*
- * The child has one thread, the forking one.  The parent's other vCPUs
- * vanished with their threads: take them offline without running their
- * exit callbacks, as their threads never will.  Otherwise the child's next
- * thread, which reuses one of their indices, would find it still online
- * (QEMU 10 aborts there, in qemu_plugin_vcpu_init__async).
- */
-static void forget_vanished_vcpus(void)
-{
-    int self = current_cpu ? current_cpu->cpu_index : -1;
-    unsigned i, n = qpd_num_vcpus(qpd_q);
-
-    for (i = 0; i < n && i < QPD_QEMU_MAX_VCPUS; i++) {
-        if ((int)i != self) {
-            qpd_vcpu_forget(qpd_q, i); /* -ENOENT: was not online */
-            cpus[i] = NULL;
-        }
-    }
-}
-
-void qemu_plugin_user_postfork(bool is_child)
-{
-    if (qpd_q != NULL) {
-        int err = qpd_postfork(qpd_q, is_child);
-
-        if (err) {
-            /* Only reclamation stops (no reclaimer thread): keep going. */
-            warn_report("plugin: after fork: %s", qpd_strerror(err));
-        }
-        if (is_child) {
-            forget_vanished_vcpus();
-        }
-    }
-    if (is_child) {
-        qemu_mutex_init(&cpus_lock);
-        qemu_rec_mutex_init(&plugin.lock);
-    } else {
-        qemu_mutex_unlock(&cpus_lock);
-        qemu_rec_mutex_unlock(&plugin.lock);
-    }
-}
-
-static void __attribute__((__constructor__)) plugin_init(void)
-{
-    qemu_rec_mutex_init(&plugin.lock);
-    qemu_mutex_init(&cpus_lock);
-    plugin.id_ht = g_hash_table_new(g_int64_hash, g_int64_equal);
-    QTAILQ_INIT(&plugin.ctxs);
-    atexit(qemu_plugin_atexit_cb);
 }
 
 /* ------------------------------------------------------------------ */
@@ -799,17 +349,9 @@ static qpd_u64 u64_of(qemu_plugin_u64 entry)
 
 struct qemu_plugin_scoreboard *plugin_scoreboard_new(size_t element_size)
 {
+    struct qpd_scoreboard *sb = scoreboard_new_or_die(element_size);
     struct qemu_plugin_scoreboard *score;
-    struct qpd_scoreboard *sb = NULL;
 
-    if (qpd_q != NULL) {
-        sb = qpd_scoreboard_new(qpd_q, element_size);
-    }
-    if (sb == NULL) {
-        error_report("plugin: cannot create a scoreboard of %zu bytes: %s",
-                     element_size, qpd_q ? strerror(errno) : "no plugin");
-        abort();
-    }
     g_assert(sb->base == (char *)sb + QPD_SB_REGION &&
              sb->stride == QPD_SB_REGION);
     /*
@@ -825,11 +367,7 @@ struct qemu_plugin_scoreboard *plugin_scoreboard_new(size_t element_size)
 
 void plugin_scoreboard_free(struct qemu_plugin_scoreboard *score)
 {
-    int err = qpd_q ? qpd_scoreboard_free(qpd_q, sb_of(score)) : -ENOENT;
-
-    if (err) {
-        core_failed("scoreboard free", err);
-    }
+    scoreboard_free_or_die(sb_of(score));
     /* The view owns no storage: detach it before freeing. */
     score->data->data = NULL;
     g_array_free(score->data, true);
