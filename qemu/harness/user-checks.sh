@@ -5,7 +5,8 @@
 #   a. inline   QEMU's tests/tcg/plugins/libinline.so (asserts that callback
 #               and inline counts agree) at 1, 16, 64 and 256 guest threads.
 #   b. flushes  translated-code flushes counted with gdb (a breakpoint on
-#               *do_tb_flush whose commands count and continue), under
+#               *do_tb_flush, or tb_flush__exclusive_or_serial from QEMU
+#               10.2, whose commands count and continue), under
 #               scoreboard plugins at 1/16/64/256 threads.  Upstream flushes
 #               once more each time a vCPU index reaches the scoreboards'
 #               capacity (16, 32, 64, ...); qpd must flush exactly as often
@@ -27,6 +28,7 @@
 #   QPD_LOGDIR                   logs, guests and the result table
 #                                (default $QPD_QEMU_CACHE/logs/user-checks)
 #   QPD_QEMU_CACHE               cache root (default /var/cache/qpd-qemu)
+#   QPD_QEMU_VERSION             shown in the report's title (optional)
 #
 # A check fails the script (exit 1) only where the qpd build fails; upstream
 # failures are reported in the table as upstream's.
@@ -76,7 +78,7 @@ setup_builds() {
 		dir=${BUILD_DIR[$b]}
 		[ -x "$dir/qemu-x86_64" ] || die "$dir/qemu-x86_64 missing"
 		[ -f "${SRC_DIR[$b]}/include/qemu/qemu-plugin.h" ] ||
-			die "${SRC_DIR[$b]}/include/qemu/qemu-plugin.h missing (set QPD_SRC_$b)"
+			die "${SRC_DIR[$b]}/include/qemu/qemu-plugin.h missing (set QPD_SRC_${b^^})"
 		if ! compgen -G "$dir/tests/tcg/plugins/lib*.so" >/dev/null; then
 			# QEMU 10 builds them by default; the alias target names them.
 			log "$b: building the test plugins (ninja test-plugins)"
@@ -189,35 +191,51 @@ check_inline() {
 	done
 }
 
-# ---- b. tb_flush count with gdb ---------------------------------------------
+# ---- b. flush count with gdb ------------------------------------------------
 
-# gdb_script FILE: gdb commands that count executions of do_tb_flush (the
-# static function itself, by address) and print the count and the exit.
+# flush_breakpoint B: the gdb location that counts build B's flushes of
+# translated code.  QEMU 10.0 flushes in the static do_tb_flush(), whether
+# called directly (serial or exclusive context) or queued: its address.
+# QEMU 10.2 split it: tb_flush__exclusive_or_serial() flushes and
+# do_tb_flush() only wraps the queued case, so count the former, every
+# location of it (do_tb_flush may have inlined it).
+flush_breakpoint() {
+	if gdb -batch -nx -ex 'info address tb_flush__exclusive_or_serial' \
+		"${BUILD_DIR[$1]}/qemu-x86_64" 2>&1 | grep -q 'is a function at address'; then
+		echo "tb_flush__exclusive_or_serial"
+	else
+		echo "*do_tb_flush"
+	fi
+}
+
+# gdb_script FILE LOCATION: gdb commands that count the executions of
+# LOCATION (a breakpoint whose commands count and continue) and print the
+# count and how the program ended.
 gdb_script() {
-	cat >"$1" <<'EOF'
+	cat >"$1" <<EOF
 set pagination off
 set confirm off
 set print thread-events off
 set print inferior-events off
 set disable-randomization off
 handle all nostop noprint pass
-set $qpd_flushes = 0
-break *do_tb_flush
+set \$qpd_flushes = 0
+break $2
 commands
 silent
-set $qpd_flushes = $qpd_flushes + 1
+set \$qpd_flushes = \$qpd_flushes + 1
 continue
 end
 run
-printf "qpd-flushes: %d\n", $qpd_flushes
-if $_isvoid($_exitcode)
-  if $_isvoid($_exitsignal)
-    printf "qpd-exit: unknown\n"
+printf "qpd-flushes: %d\\n", \$qpd_flushes
+if \$_isvoid(\$_exitcode)
+  if \$_isvoid(\$_exitsignal)
+    printf "qpd-exit: unknown\\n"
   else
-    printf "qpd-exit: signal %d\n", $_exitsignal
+    printf "qpd-exit: signal %d\\n", \$_exitsignal
   end
 else
-  printf "qpd-exit: %d\n", $_exitcode
+  printf "qpd-exit: %d\\n", \$_exitcode
 end
 EOF
 }
@@ -231,7 +249,7 @@ count_flushes() {
 	local b=$1 t=$2 spec=$3 out=$4 ex attempt
 	for attempt in 1 2 3; do
 		run_timed $((FULL ? 600 : 180)) "$out" gdb -batch -nx \
-			-x "$LOGDIR/bin/count-flushes.gdb" --args "${BUILD_DIR[$b]}/qemu-x86_64" \
+			-x "$LOGDIR/bin/count-flushes-$b.gdb" --args "${BUILD_DIR[$b]}/qemu-x86_64" \
 			-plugin "$spec" "$LOGDIR/bin/guest-threads" "$t" "$FLUSH_ITERS"
 		ex=$(sed -n 's/^qpd-exit: //p' "$out" | tail -n1)
 		if [ -n "$ex" ] || [ "$RC" -eq 124 ] || [ "$RC" -eq 137 ]; then
@@ -262,14 +280,17 @@ growth_expected() {
 # check_flushes: per plugin, the count at 1 thread is the baseline; qpd's
 # count at 16/64/256 must equal it, upstream's is reported with its growth.
 check_flushes() {
-	local specs=("inline" "bb,inline=on") name args t b out g st
+	local specs=("inline" "bb,inline=on") name args t b out g st loc
 	local -A base cell
 	FLUSH_ITERS=$((FULL ? 200000 : 20000))
-	gdb_script "$LOGDIR/bin/count-flushes.gdb"
-	if ! gdb -batch -nx -ex 'info address do_tb_flush' "${BUILD_DIR[qpd]}/qemu-x86_64" \
-		2>&1 | grep -q 'is at address\|is a function at address'; then
-		log "warning: no symbol do_tb_flush in the qpd build's qemu-x86_64"
-	fi
+	for b in "${BUILDS[@]}"; do
+		loc=$(flush_breakpoint "$b")
+		gdb_script "$LOGDIR/bin/count-flushes-$b.gdb" "$loc"
+		log "$b: counting flushes at $loc"
+		gdb -batch -nx -ex "info address ${loc#\*}" "${BUILD_DIR[$b]}/qemu-x86_64" \
+			2>&1 | grep -q 'is a function at address' ||
+			log "warning: $b: no symbol ${loc#\*} in qemu-x86_64 (stripped?): its counts will fail"
+	done
 	for name in "${specs[@]}"; do
 		args=${name#*,}
 		[ "$args" = "$name" ] && args=""
@@ -296,7 +317,7 @@ check_flushes() {
 				fi
 				cell[$b]=$st
 			done
-			add_row "b. do_tb_flush count" "lib$name, threads=$t" "${cell[up]}" "${cell[qpd]}"
+			add_row "b. tb flushes (gdb)" "lib$name, threads=$t" "${cell[up]}" "${cell[qpd]}"
 		done
 	done
 }
@@ -332,7 +353,11 @@ reset_run() {
 check_reset() {
 	local runs=$((FULL ? 20 : 3)) kind b i label
 	local -A pass first
-	RESET_ITERS=$((FULL ? 2000000 : 1000000))
+	# After the reset the guest runs uninstrumented and fast; phase 2 of
+	# plugin-reset needs 300 more system calls after the reset's callback,
+	# which qpd runs from its reclaimer thread: with 2M iterations a loaded
+	# host now and then ended the guest first.  20M leaves ~0.3 s.
+	RESET_ITERS=20000000
 	for kind in qemu ours; do
 		if [ "$kind" = qemu ] && [ ! -f "$(plugin up reset)" ]; then
 			log "libreset.so not in this QEMU version: skipped"
@@ -434,7 +459,7 @@ check_fork() {
 report() {
 	local row
 	{
-		echo "## qpd user-mode checks (QPD_FULL=$FULL)"
+		echo "## qpd user-mode checks: QEMU ${QPD_QEMU_VERSION:-?}, QPD_FULL=$FULL"
 		echo
 		echo "upstream: ${BUILD_DIR[up]}"
 		echo "qpd:      ${BUILD_DIR[qpd]}"

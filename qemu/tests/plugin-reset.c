@@ -4,7 +4,7 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  *
- * Build against QEMU 9.0's include/qemu/qemu-plugin.h:
+ * Build against the QEMU tree's include/qemu/qemu-plugin.h (9.0 to 10.2):
  *   gcc -shared -fPIC -O2 -I<qemu>/include/qemu \
  *       $(pkg-config --cflags glib-2.0) -o libplugin-reset.so plugin-reset.c
  * Run:
@@ -19,6 +19,10 @@
  *   plugin-reset: PASS|FAIL resets=1 uninstalls=1 late=0 ...
  * `late` counts phase-1 callbacks that ran after the reset completed; it
  * must be 0.  Once the module is closed any late call would crash QEMU.
+ * If the process exits before the reset or the uninstall completed, an
+ * ATEXIT callback (one per phase; each goes with its phase) prints
+ *   plugin-reset: FAIL reset|uninstall not done before exit: ...
+ * instead, so such a run says how far it got.
  */
 #include <glib.h>
 #include <inttypes.h>
@@ -42,6 +46,16 @@ static void count_late(void)
     if (__atomic_load_n(&reset_done_flag, __ATOMIC_ACQUIRE)) {
         __atomic_fetch_add(&late, 1, __ATOMIC_RELAXED);
     }
+}
+
+/* ATEXIT while a phase is still installed: the run ended too early. */
+static void unfinished_at_exit(qemu_plugin_id_t id, void *what)
+{
+    fprintf(stderr, "plugin-reset: FAIL %s before exit: resets=%" PRIu64
+            " late=%" PRIu64 " phase1_syscalls=%" PRIu64
+            " phase2_syscalls=%" PRIu64 " tb_execs=%" PRIu64 "\n",
+            (const char *)what, resets, late, phase1_syscalls,
+            phase2_syscalls, tb_execs);
 }
 
 static void uninstall_done(qemu_plugin_id_t id)
@@ -76,6 +90,8 @@ static void reset_done(qemu_plugin_id_t id)
     __atomic_fetch_add(&resets, 1, __ATOMIC_RELAXED);
     __atomic_store_n(&reset_done_flag, 1, __ATOMIC_RELEASE);
     qemu_plugin_register_vcpu_syscall_cb(id, phase2_syscall);
+    qemu_plugin_register_atexit_cb(id, unfinished_at_exit,
+                                   (void *)"uninstall not done");
 }
 
 static void phase1_syscall(qemu_plugin_id_t id, unsigned int vcpu,
@@ -128,5 +144,7 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id,
     qemu_plugin_register_vcpu_init_cb(id, vcpu_init);
     qemu_plugin_register_vcpu_tb_trans_cb(id, tb_trans);
     qemu_plugin_register_vcpu_syscall_cb(id, phase1_syscall);
+    qemu_plugin_register_atexit_cb(id, unfinished_at_exit,
+                                   (void *)"reset not done");
     return 0;
 }

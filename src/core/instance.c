@@ -26,6 +26,7 @@
  * may call any qpd function.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -202,10 +203,24 @@ reclaimer_main(void *arg)
 static int
 reclaimer_start(struct qpd *q)
 {
+	sigset_t all, old;
+	int err;
+
 	q->stop = false;
 	if (q->cfg.no_reclaimer_thread)
 		return 0;
-	if (pthread_create(&q->reclaimer, NULL, reclaimer_main, q) != 0)
+	/*
+	 * The reclaimer is the library's thread, not the embedder's: it must
+	 * never be the one a process-directed signal is delivered to (an
+	 * emulator forwards those to its guest from the thread that takes
+	 * them).  It inherits a full mask, as QEMU's and liburcu's own helper
+	 * threads do.
+	 */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = pthread_create(&q->reclaimer, NULL, reclaimer_main, q);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err != 0)
 		return -EAGAIN;
 	q->reclaimer_running = true;
 	return 0;

@@ -1,6 +1,11 @@
 /* Plugins: ids, uninstall, reset and their grace periods. */
 #include "helpers.h"
 
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
 static void
 cb_vcpu(qpd_plugin_id id, unsigned vcpu, void *udata)
 {
@@ -237,4 +242,90 @@ Test(plugin, free_runs_pending_done)
 					  &flag), 0);
 	qpd_free(q);
 	cr_assert_eq(flag, 1);
+}
+
+/* Thread ids of this process, from /proc/self/task; returns the count. */
+static int
+task_ids(long *ids, int max)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	cr_assert_not_null(d);
+	while ((e = readdir(d)) != NULL && n < max) {
+		if (e->d_name[0] != '.')
+			ids[n++] = strtol(e->d_name, NULL, 10);
+	}
+	closedir(d);
+	return n;
+}
+
+/* The blocked-signal mask of thread `tid`, as /proc shows it. */
+static unsigned long long
+blocked_mask(long tid)
+{
+	char path[64], line[256];
+	unsigned long long mask = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%ld/status", tid);
+	f = fopen(path, "r");
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (sscanf(line, "SigBlk: %llx", &mask) == 1)
+			break;
+	}
+	fclose(f);
+	return mask;
+}
+
+static bool
+listed(const long *ids, int n, long id)
+{
+	for (int i = 0; i < n; i++) {
+		if (ids[i] == id)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The reclaimer never takes a process-directed signal: an emulator that
+ * forwards host signals to its guest expects them on its own threads (QEMU's
+ * linux-user crashed when qpd's thread caught one), and the creating
+ * thread's mask is left as it was.
+ */
+Test(plugin, reclaimer_thread_blocks_every_signal)
+{
+	long before[64], after[64];
+	int nb, na, checked = 0;
+	sigset_t mine, now;
+	struct qpd *q;
+
+	sigemptyset(&mine);
+	sigaddset(&mine, SIGUSR2);
+	cr_assert_eq(pthread_sigmask(SIG_SETMASK, &mine, NULL), 0);
+	nb = task_ids(before, 64);
+	q = qpd_new(NULL);
+	cr_assert_not_null(q);
+	na = task_ids(after, 64);
+	for (int i = 0; i < na; i++) {
+		unsigned long long m;
+
+		if (listed(before, nb, after[i]))
+			continue;
+		m = blocked_mask(after[i]);
+		/* Bit n-1 is signal n; SIGKILL and SIGSTOP cannot be blocked. */
+		cr_assert(m & (1ULL << (SIGUSR1 - 1)), "SigBlk %llx", m);
+		cr_assert(m & (1ULL << (SIGALRM - 1)), "SigBlk %llx", m);
+		cr_assert(m & (1ULL << (SIGRTMIN + 4 - 1)), "SigBlk %llx", m);
+		cr_assert(m & (1ULL << (SIGSEGV - 1)), "SigBlk %llx", m);
+		checked++;
+	}
+	cr_assert_geq(checked, 1, "the reclaimer thread was found");
+	cr_assert_eq(pthread_sigmask(SIG_SETMASK, NULL, &now), 0);
+	cr_assert(sigismember(&now, SIGUSR2) && !sigismember(&now, SIGUSR1),
+		  "the caller's mask is restored");
+	qpd_free(q);
 }
