@@ -63,11 +63,25 @@ configure() {
 	build_stamp "$tree" >"$dir/.qpd-configure"
 }
 
-# goals DIR: what to build. "all" has the emulators; the TCG tests load
-# tests/tcg/plugins (test-plugins is not part of "all"); contrib-plugins
-# are for the other checks, when this QEMU has them.
+# goals DIR: what to build: the emulators of the target list, the
+# tests/tcg/plugins the TCG tests load (not part of "all") and, when this
+# QEMU has them, contrib/plugins for the other checks. Not "all": its unit
+# tests, qtests and benchmarks are a third of the compile work and nothing
+# here runs them (QPD_BUILD_GOALS=all builds them anyway).
 goals() {
-	local g=(all test-plugins)
+	local g=() t
+	if [ -n "${QPD_BUILD_GOALS:-}" ]; then
+		echo "$QPD_BUILD_GOALS"
+		return
+	fi
+	for t in ${QPD_TARGET_LIST//,/ }; do
+		case $t in
+		*-linux-user) g+=("qemu-${t%-linux-user}") ;;
+		*-bsd-user) g+=("qemu-${t%-bsd-user}") ;;
+		*-softmmu) g+=("qemu-system-${t%-softmmu}") ;;
+		esac
+	done
+	g+=(test-plugins)
 	grep -q '^build contrib-plugins:' "$1/build.ninja" && g+=(contrib-plugins)
 	echo "${g[@]}"
 }
@@ -81,10 +95,10 @@ ccache_hits() {
 		END { if (h + m) printf "ccache %d/%d hits", h, h + m }'
 }
 
-# show_errors LOG: the first compiler/meson errors, not the whole log.
+# show_errors LOG [LINES]: the first compiler/meson errors, not the whole log.
 show_errors() {
 	{ grep -E -A12 '^(FAILED:|ERROR:|make.*Error|.*error:)' "$1" || tail -n 40 "$1"; } |
-		head -n 60 >&2
+		head -n "${2:-60}" | sed 's/^/    /' >&2
 }
 
 # build_one NAME: configure (if needed) and build NAME's tree. A build dir
@@ -92,7 +106,7 @@ show_errors() {
 # meson-stage failures in an old dir are not worth diagnosing -- and only
 # a failure from scratch is an error.
 build_one() {
-	local name=$1 dir tree reason attempt t0 t1 t2 clog blog
+	local name=$1 dir tree reason attempt t0 t1 t2 clog blog note=""
 	dir=$(qpd_build_dir "$name")
 	tree=${dir%/build}
 	clog=$QPD_LOGDIR/configure-$name.log
@@ -105,11 +119,13 @@ build_one() {
 			[ -z "$reason" ] || qpd_log "$name: wiping $dir: $reason"
 			qpd_log "$name: configure"
 			if ! configure "$tree" "$dir" "$clog"; then
-				show_errors "$clog"
 				if [ $attempt = 1 ]; then
+					show_errors "$clog" 8
 					qpd_warn "$name: configure failed, retrying from scratch"
+					note="(retried from scratch)"
 					continue
 				fi
+				show_errors "$clog"
 				qpd_log "$name: configure failed (log $clog)"
 				return 1
 			fi
@@ -123,13 +139,16 @@ build_one() {
 			qpd_link_firmware "$dir"
 			BUILD_TIMES+=("$(printf '%-9s configure %6s  make %7s  %s' "$name" \
 				"$(qpd_fmt_secs $((t1 - t0)))" "$(qpd_fmt_secs $((t2 - t1)))" \
-				"$(ccache_hits)")")
+				"$(ccache_hits)") $note")
 			return 0
 		fi
-		show_errors "$blog"
 		if [ $attempt = 1 ]; then
+			show_errors "$blog" 8
 			qpd_warn "$name: build failed, wiping $dir and building from scratch"
+			note="(retried from scratch)"
 			rm -rf "$dir"
+		else
+			show_errors "$blog"
 		fi
 	done
 	qpd_log "$name: build failed (log $blog)"

@@ -165,7 +165,13 @@ report() {
 			esac
 		done
 	done
-	[ $hidden = 0 ] || echo "  ... and $hidden more that pass on every build (whole table: $table)"
+	if [ $hidden -gt 0 ]; then
+		if [ $((qpd_fail + up_fail)) = 0 ]; then
+			echo "  (all $hidden pass on every build; whole table: $table)"
+		else
+			echo "  ... and $hidden more that pass on every build (whole table: $table)"
+		fi
+	fi
 	echo
 	printf '  %-20s' "ran/passed, time"
 	for b in "${builds[@]}"; do printf ' %-24s' "$b"; done

@@ -11,10 +11,11 @@
 #                     table, the boot and user checks' full matrices.
 #
 # Phases: deps, source, build (build.sh), check-tcg (check-tcg.sh), boot
-# (boot.sh) and user-checks (user-checks.sh) -- the last two only if
-# present; they get QPD_UP_BUILD, QPD_QPD_BUILD, QPD_QEMU_VERSION,
-# QPD_FULL and QPD_LOGDIR. Each phase's time and result is summarised at
-# the end. Exit 0 if every phase passed, 1 if one failed (qpd failures
+# (boot.sh), user-checks (user-checks.sh) and perf (perf.sh) -- the last
+# three only if present; they get QPD_UP_BUILD, QPD_QPD_BUILD,
+# QPD_QEMU_VERSION, QPD_FULL and QPD_LOGDIR (boot and user-checks: a
+# subdirectory of the logs named after them; perf adds its own). Each
+# phase's time and result is summarised at the end. Exit 0 if every phase passed, 1 if one failed (qpd failures
 # included), 2 if the harness could not get a QEMU to test.
 #
 # Environment: QPD_QEMU_CACHE (cache root, default /var/cache/qpd-qemu),
@@ -72,17 +73,16 @@ lib_call() {
 	bash -c 'set -euo pipefail; . "$0"; "$@"' "$HARNESS/lib.sh" "$@"
 }
 
-# helper_script NAME: run another helper's check (boot.sh, user-checks.sh)
-# with the builds, if that script exists. Its logs go to LOGDIR/NAME.
+# helper_script NAME LOGDIR: run another helper's check (boot.sh,
+# user-checks.sh, perf.sh) on the two builds.
 helper_script() {
-	local name=$1 f=$HARNESS/$1.sh
-	QPD_FULL=$QPD_FULL QPD_LOGDIR=$QPD_LOGDIR/$name QPD_QEMU_CACHE=$QPD_CACHE \
+	QPD_FULL=$QPD_FULL QPD_LOGDIR=$2 QPD_QEMU_CACHE=$QPD_CACHE \
 		QPD_UP_BUILD=$QPD_UP_BUILD QPD_QPD_BUILD=$QPD_QPD_BUILD \
-		QPD_QEMU_VERSION=$QPD_QEMU_VERSION bash "$f"
+		QPD_QEMU_VERSION=$QPD_QEMU_VERSION bash "$HARNESS/$1.sh"
 }
 
 main() {
-	local spec="" t0=$SECONDS name builds_ok=1
+	local spec="" t0=$SECONDS name logdir builds_ok=1
 	QPD_FULL=0
 	while [ $# -gt 0 ]; do
 		case $1 in
@@ -112,7 +112,7 @@ main() {
 	else
 		skip check-tcg "build failed"
 	fi
-	for name in boot user-checks; do
+	for name in boot user-checks perf; do
 		if [ ! -f "$HARNESS/$name.sh" ]; then
 			skip "$name" "$name.sh not present"
 		elif [ $builds_ok = 0 ]; then
@@ -120,7 +120,9 @@ main() {
 		elif [[ " $(qpd_builds) " != *" qpd "* ]]; then
 			skip "$name" "no qpd build (QPD_BUILDS=$(qpd_builds))"
 		else
-			phase "$name" helper_script "$name" || true
+			logdir=$QPD_LOGDIR/$name
+			[ "$name" != perf ] || logdir=$QPD_LOGDIR # perf.sh adds /perf
+			phase "$name" helper_script "$name" "$logdir" || true
 		fi
 	done
 	summary "$t0"
