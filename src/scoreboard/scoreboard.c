@@ -34,14 +34,17 @@
  * allocator would hand out without committing it.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #ifdef QPD_HAVE_NUMA
-#include <numa.h>
-#include <numaif.h>
+#include <fcntl.h>
+#include <linux/mempolicy.h>
+#include <stdio.h>
+#include <sys/syscall.h>
 #endif
 
 #include "../core/internal.h"
@@ -331,6 +334,56 @@ qpd_u64_sum(qpd_u64 e)
 	return sum;
 }
 
+#ifdef QPD_HAVE_NUMA
+/*
+ * NUMA through the system calls themselves, not libnuma: libnuma's
+ * constructor reads /proc and /sys in every process that links it, which
+ * an emulator linking qpd would pay at every start, plugins or not.
+ */
+
+/* Highest possible node number, from sysfs, read once; 0 if unknown. */
+static int
+max_node(void)
+{
+	static int cached = -1;
+	int n = ck_pr_load_int(&cached);
+	char buf[64];
+	ssize_t len;
+	int fd;
+
+	if (n >= 0)
+		return n;
+	n = 0;
+	fd = open("/sys/devices/system/node/possible", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		len = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (len > 0) {
+			char *p = buf;
+
+			buf[len] = '\0';
+			/* "0", "0-3" or "0,2-5": the last number is the highest. */
+			for (char *q = buf; *q != '\0'; q++) {
+				if (*q == ',' || *q == '-')
+					p = q + 1;
+			}
+			n = atoi(p);
+		}
+	}
+	ck_pr_store_int(&cached, n);
+	return n;
+}
+
+/* Whether the kernel has NUMA memory policies at all. */
+static bool
+numa_policies(void)
+{
+	int mode;
+
+	return syscall(SYS_get_mempolicy, &mode, NULL, 0UL, NULL, 0UL) == 0;
+}
+#endif
+
 /*
  * Binds vCPU vcpu's region to `node`; with `move`, pages already touched
  * migrate too (costly: the kernel drains every CPU's page lists).
@@ -342,15 +395,15 @@ qpd__arena_place(struct qpd *q, unsigned vcpu, int node, bool move)
 #ifdef QPD_HAVE_NUMA
 	unsigned long mask[16] = { 0 };
 
-	if (numa_available() < 0)
+	if (!numa_policies())
 		return node == 0 ? 0 : -EINVAL;
-	if (node < 0 || node > numa_max_node() ||
+	if (node < 0 || node > max_node() ||
 	    (size_t)node >= sizeof(mask) * 8)
 		return -EINVAL;
 	mask[node / 64] |= 1ul << (node % 64);
-	if (mbind(region_of(q, vcpu), QPD_SB_REGION,
-		  MPOL_PREFERRED, mask, sizeof(mask) * 8 + 1,
-		  move ? MPOL_MF_MOVE : 0) != 0)
+	if (syscall(SYS_mbind, region_of(q, vcpu), QPD_SB_REGION,
+		    MPOL_PREFERRED, mask, sizeof(mask) * 8 + 1,
+		    move ? MPOL_MF_MOVE : 0) != 0)
 		return -errno;
 	return 0;
 #else
@@ -364,13 +417,11 @@ int
 qpd__current_node(void)
 {
 #ifdef QPD_HAVE_NUMA
-	int cpu, node;
+	unsigned cpu, node;
 
-	if (numa_available() < 0)
+	if (syscall(SYS_getcpu, &cpu, &node, NULL) != 0)
 		return 0;
-	cpu = sched_getcpu();
-	node = cpu >= 0 ? numa_node_of_cpu(cpu) : 0;
-	return node >= 0 ? node : 0;
+	return (int)node;
 #else
 	return 0;
 #endif
