@@ -5,7 +5,7 @@
 
 #include "helpers.h"
 
-#ifdef QPD_HAVE_NUMA
+#if defined(QPD_HAVE_NUMA) && defined(QPD_TEST_LIBNUMA)
 #include <numa.h>
 #include <numaif.h>
 #endif
@@ -264,7 +264,7 @@ Test(scoreboard, free_others_while_vcpus_run)
 	qpd_free(q);
 }
 
-#ifdef QPD_HAVE_NUMA
+#if defined(QPD_HAVE_NUMA) && defined(QPD_TEST_LIBNUMA)
 /* The node the kernel placed the page holding p on. */
 static int
 page_node(void *p)
