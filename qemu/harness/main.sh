@@ -73,9 +73,9 @@ lib_call() {
 	bash -c 'set -euo pipefail; . "$0"; "$@"' "$HARNESS/lib.sh" "$@"
 }
 
-# helper_script NAME LOGDIR: run another helper's check (boot.sh,
+# check_script NAME LOGDIR: run one of the check scripts (boot.sh,
 # user-checks.sh, perf.sh) on the two builds.
-helper_script() {
+check_script() {
 	QPD_FULL=$QPD_FULL QPD_LOGDIR=$2 QPD_QEMU_CACHE=$QPD_CACHE \
 		QPD_UP_BUILD=$QPD_UP_BUILD QPD_QPD_BUILD=$QPD_QPD_BUILD \
 		QPD_QEMU_VERSION=$QPD_QEMU_VERSION bash "$HARNESS/$1.sh"
@@ -122,7 +122,7 @@ main() {
 		else
 			logdir=$QPD_LOGDIR/$name
 			[ "$name" != perf ] || logdir=$QPD_LOGDIR # perf.sh adds /perf
-			phase "$name" helper_script "$name" "$logdir" || true
+			phase "$name" check_script "$name" "$logdir" || true
 		fi
 	done
 	summary "$t0"
