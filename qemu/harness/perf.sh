@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # perf.sh - upstream vs qpd QEMU on the workloads qpd is for, side by side.
 #
-# Each workload is one hyperfine invocation with both builds (same guest,
+# Each workload is two hyperfine invocations with both builds, one in each
+# order (same guest,
 # same plugin, same arguments), so both see the same machine; the ratio
 # qpd/upstream of the mean wall time and of the mean CPU time (user +
 # system) is what to read: on these noisy 2-core VMs absolute times swing
@@ -54,21 +55,37 @@ compare() {
 		cmd_qpd+=" -plugin $QPD/tests/tcg/plugins/$plugin"
 	fi
 	qpd_log "perf: $label"
-	hyperfine -N -w 1 -r "$RUNS" --export-json "$json" \
+	# Both orders: the command hyperfine runs second is measurably favoured
+	# on these VMs (a few per cent), so each build gets each place once.
+	hyperfine -N -w 1 -r "$RUNS" --export-json "$json.a" \
 		-n upstream "$cmd_up $*" -n qpd "$cmd_qpd $*" \
-		>"$LOGDIR/${label// /_}.txt" 2>&1 ||
+		>"$LOGDIR/${label// /_}.txt" 2>&1 &&
+	hyperfine -N -w 1 -r "$RUNS" --export-json "$json.b" \
+		-n qpd "$cmd_qpd $*" -n upstream "$cmd_up $*" \
+		>>"$LOGDIR/${label// /_}.txt" 2>&1 ||
 		{ cat "$LOGDIR/${label// /_}.txt" >&2; return 1; }
 	python3 - "$label" "$json" <<'EOF'
-import json, sys
+import json, statistics, sys
 label, path = sys.argv[1], sys.argv[2]
-r = {x["command"]: x for x in json.load(open(path))["results"]}
-def cpu(x):
-    # hyperfine 1.15 exports mean user and system seconds per run.
-    return x["user"] + x["system"]
-u, q = r["upstream"], r["qpd"]
+runs = {"upstream": [], "qpd": []}
+for part in (".a", ".b"):
+    for x in json.load(open(path + part))["results"]:
+        runs[x["command"]].append(x)
+# Every run of both invocations; CPU = mean user + system (hyperfine 1.15
+# exports those as means per invocation).
+merged = {}
+for name, xs in runs.items():
+    times = [t for x in xs for t in x["times"]]
+    merged[name] = {"command": name, "times": times,
+                    "mean": statistics.mean(times),
+                    "stddev": statistics.stdev(times),
+                    "cpu": statistics.mean(x["user"] + x["system"]
+                                           for x in xs)}
+json.dump({"results": list(merged.values())}, open(path, "w"), indent=1)
+u, q = merged["upstream"], merged["qpd"]
 print("| %s | %.3f ± %.3f | %.3f ± %.3f | %.2f | %.3f | %.3f | %.2f |" % (
     label, u["mean"], u["stddev"], q["mean"], q["stddev"],
-    q["mean"] / u["mean"], cpu(u), cpu(q), cpu(q) / cpu(u)))
+    q["mean"] / u["mean"], u["cpu"], q["cpu"], q["cpu"] / u["cpu"]))
 EOF
 }
 
@@ -77,7 +94,7 @@ main() {
 	spin=$(guest spin)
 	threads=$(guest guest-threads)
 	{
-		echo "### upstream vs qpd, hyperfine -N -w 1 -r $RUNS (same run)"
+		echo "### upstream vs qpd, hyperfine -N -w 1 -r $RUNS, in both orders (same run)"
 		echo
 		echo "| workload | upstream s | qpd s | wall ratio | upstream CPU s | qpd CPU s | CPU ratio |"
 		echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
