@@ -156,16 +156,8 @@ build_one() {
 }
 
 main() {
-	local spec="" name rc=0
-	while [ $# -gt 0 ]; do
-		case $1 in
-		--qemu) spec=${2:?--qemu needs a version or suite}; shift 2 ;;
-		-h | --help) sed -n '2,13p' "$0"; exit 0 ;;
-		*) qpd_die "unknown argument $1" ;;
-		esac
-	done
-	qpd_lock
-	qpd_use_version "$spec"
+	local name rc=0
+	qpd_script_start 2,13 "$@"
 	qpd_ccache_env
 	qpd_fetch_source
 	# shellcheck disable=SC2046

@@ -209,16 +209,8 @@ report() {
 }
 
 main() {
-	local spec="" b t dir builds=() list
-	while [ $# -gt 0 ]; do
-		case $1 in
-		--qemu) spec=${2:?--qemu needs a version or suite}; shift 2 ;;
-		-h | --help) sed -n '2,30p' "$0"; exit 0 ;;
-		*) qpd_die "unknown argument $1" ;;
-		esac
-	done
-	qpd_lock
-	qpd_use_version "$spec"
+	local b t dir builds=() list
+	qpd_script_start 2,30 "$@"
 	QPD_TCG_TARGETS_=${QPD_TCG_TARGETS:-${QPD_TARGET_LIST//,/ }}
 	read -r -a builds <<<"$(qpd_builds)"
 	for b in "${builds[@]}"; do

@@ -182,6 +182,25 @@ qpd_apt_update() {
 	fi
 }
 
+# ------------------------------------------------------ script arguments
+
+# qpd_script_start HELP_LINES ARGS...: the options build.sh and check-tcg.sh
+# share (--qemu VER|SUITE, -h); takes the cache lock and selects the
+# version.  HELP_LINES is the sed range of the calling script's usage text.
+qpd_script_start() {
+	local help=$1 spec=""
+	shift
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--qemu) spec=${2:?--qemu needs a version or suite}; shift 2 ;;
+		-h | --help) sed -n "${help}p" "$0"; exit 0 ;;
+		*) qpd_die "unknown argument $1" ;;
+		esac
+	done
+	qpd_lock
+	qpd_use_version "$spec"
+}
+
 # ----------------------------------------------------------- dependencies
 
 qpd_pkg_installed() {
