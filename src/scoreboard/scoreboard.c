@@ -35,7 +35,6 @@
  */
 #include <errno.h>
 #include <stdlib.h>
-#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -43,7 +42,6 @@
 #ifdef QPD_HAVE_NUMA
 #include <fcntl.h>
 #include <linux/mempolicy.h>
-#include <stdio.h>
 #include <sys/syscall.h>
 #endif
 

@@ -113,6 +113,15 @@ out:
 	return 0;
 }
 
+/* Takes an online vCPU offline: no dispatch finds it after this; q->lock. */
+static void
+offline_locked(struct qpd *q, struct qpd_vcpu *v)
+{
+	ck_pr_store_uint(&v->online, 0);
+	CK_BITMAP_CLEAR(&v->mask);
+	q->n_online--;
+}
+
 int
 qpd_vcpu_exit(struct qpd *q, unsigned vcpu)
 {
@@ -128,9 +137,7 @@ qpd_vcpu_exit(struct qpd *q, unsigned vcpu)
 		return QPD_FAIL(q, -EBUSY);
 	run_vcpu_cbs(q, v, QPD_EV_VCPU_EXIT);
 	pthread_mutex_lock(&q->lock);
-	ck_pr_store_uint(&v->online, 0);
-	CK_BITMAP_CLEAR(&v->mask);
-	q->n_online--;
+	offline_locked(q, v);
 	pthread_mutex_unlock(&q->lock);
 	return 0;
 }
@@ -149,15 +156,12 @@ qpd_vcpu_forget(struct qpd *q, unsigned vcpu)
 		err = -ENOENT;
 		goto out;
 	}
-	ck_pr_store_uint(&v->online, 0);
-	CK_BITMAP_CLEAR(&v->mask);
+	offline_locked(q, v);
 	/*
 	 * Its thread is gone: a section it held would never end and would stop
 	 * every later grace period.  The record stays registered for reuse.
 	 */
-	if (ck_pr_load_uint(&v->rec.active) != 0)
-		ck_pr_store_uint(&v->rec.active, 0);
-	q->n_online--;
+	ck_pr_store_uint(&v->rec.active, 0);
 out:
 	pthread_mutex_unlock(&q->lock);
 	return err != 0 ? QPD_FAIL(q, err) : 0;
