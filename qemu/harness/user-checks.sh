@@ -172,6 +172,29 @@ repeat_status() {
 	fi
 }
 
+# repeat_row CHECK CASE RUNS CMD...: runs "CMD... BUILD I" RUNS times on each
+# build (CMD sets ST to pass or to why not) and adds one row for CASE.
+repeat_row() {
+	local check=$1 case=$2 runs=$3 b i
+	local -A pass first
+	shift 3
+	for b in "${BUILDS[@]}"; do
+		pass[$b]=0
+		first[$b]=""
+		for ((i = 1; i <= runs; i++)); do
+			"$@" "$b" "$i"
+			if [ "$ST" = pass ]; then
+				pass[$b]=$((pass[$b] + 1))
+			elif [ -z "${first[$b]}" ]; then
+				first[$b]=$ST
+			fi
+		done
+	done
+	add_row "$check" "$case" \
+		"$(repeat_status "${pass[up]}" "$runs" "${first[up]}")" \
+		"$(repeat_status "${pass[qpd]}" "$runs" "${first[qpd]}")"
+}
+
 # ---- a. inline.c at 1..256 threads ------------------------------------------
 
 # check_inline: libinline.so must exit 0 (its g_asserts hold) at every size.
@@ -351,8 +374,7 @@ reset_run() {
 
 # check_reset: both reset plugins, 16 guest threads, repeated in full mode.
 check_reset() {
-	local runs=$((FULL ? 20 : 3)) kind b i label
-	local -A pass first
+	local runs=$((FULL ? 20 : 3)) kind label
 	# After the reset the guest runs uninstrumented and fast; phase 2 of
 	# plugin-reset needs 300 more system calls after the reset's callback,
 	# which qpd runs from its reclaimer thread: with 2M iterations a loaded
@@ -363,24 +385,16 @@ check_reset() {
 			log "libreset.so not in this QEMU version: skipped"
 			continue
 		fi
-		for b in "${BUILDS[@]}"; do
-			pass[$b]=0
-			first[$b]=""
-			for ((i = 1; i <= runs; i++)); do
-				reset_run "$b" "$kind" "$LOGDIR/reset/$b-$kind-$i.log"
-				if [ "$ST" = pass ]; then
-					pass[$b]=$((pass[$b] + 1))
-				elif [ -z "${first[$b]}" ]; then
-					first[$b]=$ST
-				fi
-			done
-		done
 		label="libreset (QEMU's reset.c)"
 		[ "$kind" = ours ] && label="libplugin-reset, syscalls=300"
-		add_row "c. reset/uninstall" "$label, threads=16" \
-			"$(repeat_status "${pass[up]}" "$runs" "${first[up]}")" \
-			"$(repeat_status "${pass[qpd]}" "$runs" "${first[qpd]}")"
+		repeat_row "c. reset/uninstall" "$label, threads=16" "$runs" \
+			reset_once "$kind"
 	done
+}
+
+# reset_once KIND BUILD I: run I of reset_run, with its own log.
+reset_once() {
+	reset_run "$2" "$1" "$LOGDIR/reset/$2-$1-$3.log"
 }
 
 # ---- d. fork with threads ---------------------------------------------------
@@ -417,40 +431,32 @@ fork_specs() {
 # check_fork: fork-threads (3 children x 4 threads, parent 4 threads) under
 # each plugin configuration; a run passes if the guest prints PASS, exit 0.
 check_fork() {
-	local runs=$((FULL ? 5 : 1)) iters=$((FULL ? 400000 : 100000)) spec name args b i out label
-	local -A pass first
+	local runs=$((FULL ? 5 : 1)) iters=$((FULL ? 400000 : 100000)) spec label
 	for spec in $(fork_specs); do
-		name=${spec%%,*}
-		args=${spec#*,}
-		[ "$args" = "$spec" ] && args=""
-		for b in "${BUILDS[@]}"; do
-			pass[$b]=0
-			first[$b]=""
-			for ((i = 1; i <= runs; i++)); do
-				out=$LOGDIR/fork/$b-${spec//[,=]/_}-$i.log
-				if [ "$spec" = none ]; then
-					qemu_run "$b" $((FULL ? 300 : 90)) "$out" "" \
-						"$LOGDIR/bin/fork-threads" 3 4 "$iters"
-				else
-					qemu_run "$b" $((FULL ? 300 : 90)) "$out" \
-						"$(plugin "$b" "$name")${args:+,$args}" \
-						"$LOGDIR/bin/fork-threads" 3 4 "$iters"
-				fi
-				if [ "$RC" -eq 0 ] && grep -q '^fork-threads: PASS' "$out"; then
-					pass[$b]=$((pass[$b] + 1))
-				elif [ -z "${first[$b]}" ]; then
-					first[$b]="$(why "$RC" "$out"); $(sed -n \
-						's/^fork-threads: .* ok=\([0-9]*\) .*/\1\/3 children ok/p' "$out" |
-						grep . || echo 'no summary')"
-				fi
-			done
-		done
 		label="lib$spec"
 		[ "$spec" = none ] && label="no plugin (control)"
-		add_row "d. fork with threads" "$label, iterations=$iters" \
-			"$(repeat_status "${pass[up]}" "$runs" "${first[up]}")" \
-			"$(repeat_status "${pass[qpd]}" "$runs" "${first[qpd]}")"
+		repeat_row "d. fork with threads" "$label, iterations=$iters" "$runs" \
+			fork_once "$spec" "$iters"
 	done
+}
+
+# fork_once SPEC ITERS BUILD I: one fork-threads run; ST = pass or why not.
+fork_once() {
+	local spec=$1 iters=$2 b=$3 name args plug="" out
+	name=${spec%%,*}
+	args=${spec#*,}
+	[ "$args" = "$spec" ] && args=""
+	[ "$spec" = none ] || plug="$(plugin "$b" "$name")${args:+,$args}"
+	out=$LOGDIR/fork/$b-${spec//[,=]/_}-$4.log
+	qemu_run "$b" $((FULL ? 300 : 90)) "$out" "$plug" \
+		"$LOGDIR/bin/fork-threads" 3 4 "$iters"
+	if [ "$RC" -eq 0 ] && grep -q '^fork-threads: PASS' "$out"; then
+		ST=pass
+	else
+		ST="$(why "$RC" "$out"); $(sed -n \
+			's/^fork-threads: .* ok=\([0-9]*\) .*/\1\/3 children ok/p' "$out" |
+			grep . || echo 'no summary')"
+	fi
 }
 
 # ---- report -----------------------------------------------------------------
