@@ -428,13 +428,14 @@ static void tramp_mem(unsigned vcpu, uint32_t meminfo, uint64_t vaddr,
     qpd_qemu_set_cb_flags(current_cpu, QEMU_PLUGIN_CB_NO_REGS);
 }
 
-static enum qemu_plugin_cb_flags cb_flags_of(const TCGHelperInfo *info)
+/* Register access a TCG call of these flags was declared with. */
+static enum qemu_plugin_cb_flags cb_flags_of(int tcg_call_flags)
 {
-    if (info->flags & TCG_CALL_NO_RWG) {
+    if (tcg_call_flags & TCG_CALL_NO_RWG) {
         return QEMU_PLUGIN_CB_NO_REGS;
     }
-    return (info->flags & TCG_CALL_NO_WG) ? QEMU_PLUGIN_CB_R_REGS
-                                          : QEMU_PLUGIN_CB_RW_REGS;
+    return (tcg_call_flags & TCG_CALL_NO_WG) ? QEMU_PLUGIN_CB_R_REGS
+                                             : QEMU_PLUGIN_CB_RW_REGS;
 }
 
 /*
@@ -463,7 +464,7 @@ void qemu_plugin_add_dyn_cb_arr(GArray *arr)
             h->rec[nrec] = (struct mem_cb_rec){
                 .fn = cb->regular.f.vcpu_mem,
                 .userp = cb->regular.userp,
-                .flags = cb_flags_of(cb->regular.info),
+                .flags = cb_flags_of(cb->regular.info->flags),
             };
             err = qpd_dyn_add_mem_cb(h->list, tramp_mem,
                                      (enum qpd_mem_rw)cb->regular.rw,
@@ -571,8 +572,6 @@ void qemu_plugin_register_vcpu_discon_cb(qemu_plugin_id_t id,
 
 enum qemu_plugin_cb_flags tcg_call_to_qemu_plugin_cb_flags(int flags)
 {
-    TCGHelperInfo info = { .flags = flags };
-
-    return cb_flags_of(&info);
+    return cb_flags_of(flags);
 }
 #endif
