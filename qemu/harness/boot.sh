@@ -40,6 +40,10 @@
 #                                entries (of the chosen matrix) whose label
 #                                matches it, e.g. '^(inline|bb)$'
 #
+# boot.sh --command QEMU-BUILD-DIR SERIAL [LIB.so[,ARGS]] prepares the
+# kernel and initramfs and prints the QEMU command line of one such boot,
+# an argument per line, for timing it elsewhere (qemu/bench/qemu-bench).
+#
 # Exit status: 0 when qpd passes wherever upstream passes, 1 when qpd fails
 # where upstream passes, 2 when the check itself cannot run.
 set -euo pipefail
@@ -287,27 +291,37 @@ setup_builds() {
 	done
 }
 
-# run_boot BUILD LIB ARGS DIR: boot once under BUILD's QEMU with plugin LIB
-# (none if empty) and ARGS; leave serial.log, plugin.log, qemu.log, cmd,
-# rc and seconds in DIR.
-run_boot() {
-	local build=$1 lib=$2 args=$3 dir=$4 plugin=() t0 t1 rc=0
-	mkdir -p "$dir"
-	rm -f "$dir"/{serial,plugin,qemu}.log
-	if [ -n "$lib" ]; then
-		plugin=(-plugin "${BUILD_DIR[$build]}/tests/tcg/plugins/$lib${args:+,$args}"
-			-d plugin -D "$dir/plugin.log")
+# boot_cmd QEMU-BUILD-DIR SERIAL [PLUGIN-SPEC [PLUGIN-LOG]]: set CMD to the
+# QEMU command line of one boot (no time limit), the serial console going
+# to the file SERIAL, with a plugin (LIB.so[,ARGS] of the build's
+# tests/tcg/plugins) if given, its output in PLUGIN-LOG.
+boot_cmd() {
+	local build=$1 serial=$2 spec=${3:-} plog=${4:-} plugin=()
+	if [ -n "$spec" ]; then
+		plugin=(-plugin "$build/tests/tcg/plugins/$spec")
+		[ -z "$plog" ] || plugin+=(-d plugin -D "$plog")
 	fi
 	# shellcheck disable=SC2054 # the commas belong to QEMU's options
-	local cmd=(timeout -k 10 "$TIMEOUT"
-		"${BUILD_DIR[$build]}/qemu-system-x86_64"
+	CMD=("$build/qemu-system-x86_64"
 		-M q35 -accel tcg,thread=multi -smp "$SMP" -m 256M
 		-nodefaults -no-user-config -display none -no-reboot
 		-L /usr/share/seabios -L /usr/share/qemu
 		-kernel "$KERNEL" -initrd "$INITRD"
 		-append "$CMDLINE"
-		-serial "file:$dir/serial.log"
+		-serial "file:$serial"
 		"${plugin[@]}")
+}
+
+# run_boot BUILD LIB ARGS DIR: boot once under BUILD's QEMU with plugin LIB
+# (none if empty) and ARGS; leave serial.log, plugin.log, qemu.log, cmd,
+# rc and seconds in DIR.
+run_boot() {
+	local build=$1 lib=$2 args=$3 dir=$4 t0 t1 rc=0
+	mkdir -p "$dir"
+	rm -f "$dir"/{serial,plugin,qemu}.log
+	boot_cmd "${BUILD_DIR[$build]}" "$dir/serial.log" \
+		"${lib:+$lib${args:+,$args}}" "$dir/plugin.log"
+	local cmd=(timeout -k 10 "$TIMEOUT" "${CMD[@]}")
 	printf '%q ' "${cmd[@]}" >"$dir/cmd"
 	echo >>"$dir/cmd"
 	t0=$(date +%s.%N)
@@ -440,14 +454,26 @@ print_table() {
 	} | tee "$LOGDIR/table.md"
 }
 
-main() {
-	local e ci
-	setup_builds
+# prepare: the host packages, the guest's kernel and initramfs.
+prepare() {
 	install_deps
 	mkdir -p "$CACHE/boot" "$LOGDIR"
 	get_guest_packages
 	build_initramfs
 	CMDLINE+=" qpd.threads=$SMP qpd.iters=$ITERS${QPD_BOOT_APPEND:+ $QPD_BOOT_APPEND}"
+}
+
+main() {
+	local e ci
+	if [ "${1:-}" = --command ]; then
+		[ $# -ge 3 ] || die "usage: boot.sh --command QEMU-BUILD-DIR SERIAL [LIB.so[,ARGS]]"
+		prepare
+		boot_cmd "$(cd "$2" && pwd)" "$3" "${4:-}"
+		printf '%s\n' "${CMD[@]}"
+		return 0
+	fi
+	setup_builds
+	prepare
 	log "initramfs ${INITRD#"$CACHE"/}, logs in $LOGDIR, matrix: $([ "$FULL" = 1 ] && echo full || echo CI)"
 	for e in "${MATRIX[@]}"; do
 		ci=$(cut -d'|' -f4 <<<"$e")

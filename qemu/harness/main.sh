@@ -1,22 +1,31 @@
 #!/usr/bin/env bash
-# main.sh - what "./run qemu" runs: QEMU built as upstream and as the qpd
-# variant, and the two compared with QEMU's own TCG tests, a Linux boot
-# and qpd's user-mode checks.
+# main.sh - what "./run qemu", "./run qemu-bench" and "./run qemu-gate" run:
+# QEMU built as upstream and as the qpd variant from one source, then
+#   check  (./run qemu)        the two compared with QEMU's own TCG tests, a
+#                              Linux boot, qpd's user-mode checks and a short
+#                              timing of a few workloads;
+#   bench  (./run qemu-bench)  the whole-QEMU benchmark (qemu/bench/qemu-bench):
+#                              results in bench/results/qemu-bench-VERSION.*;
+#   gate   (./run qemu-gate)   the instruction-count regression gate
+#                              (qemu/gate/qemu-gate) against its baseline.
 #
-# usage: ./run qemu [--qemu VER|SUITE] [--full]
+# usage: main.sh [check|bench|gate] [--qemu VER|SUITE] [--full] [TOOL-OPTIONS]
 #   --qemu VER|SUITE  QEMU to use, from Debian's source packages: a version
 #                     (10.2 = newest 10.2.x; 10.0.13; 1:10.2.2+ds-1) or a
 #                     suite (trixie, sid, forky). Default: trixie's (10.0.x).
-#   --full            everything: QEMU's slow TCG tests, the full per-test
-#                     table, the boot and user checks' full matrices.
+#   --full            check: everything: QEMU's slow TCG tests, the full
+#                     per-test table, the boot and user checks' full matrices.
+#   TOOL-OPTIONS      bench and gate: passed on (e.g. --only REGEX, --runs N;
+#                     --update)
 #
-# Phases: deps, source, build (build.sh), check-tcg (check-tcg.sh), boot
-# (boot.sh), user-checks (user-checks.sh) and perf (perf.sh) -- the last
-# three only if present; they get QPD_UP_BUILD, QPD_QPD_BUILD,
-# QPD_QEMU_VERSION, QPD_FULL and QPD_LOGDIR (boot and user-checks: a
-# subdirectory of the logs named after them; perf adds its own). Each
-# phase's time and result is summarised at the end. Exit 0 if every phase passed, 1 if one failed (qpd failures
-# included), 2 if the harness could not get a QEMU to test.
+# Phases: deps, source, build (build.sh), then for check: check-tcg
+# (check-tcg.sh), boot (boot.sh), user-checks (user-checks.sh) and perf
+# (qemu-bench's CI set); for bench or gate the one tool. The check scripts
+# get QPD_UP_BUILD, QPD_QPD_BUILD, QPD_QEMU_VERSION, QPD_FULL and
+# QPD_LOGDIR (a subdirectory of the logs named after them). Each phase's
+# time and result is summarised at the end. Exit 0 if every phase passed,
+# 1 if one failed (qpd failures and gate regressions included), 2 if the
+# harness could not get a QEMU to test.
 #
 # Environment: QPD_QEMU_CACHE (cache root, default /var/cache/qpd-qemu),
 # QPD_BUILDS ("upstream qpd"; "upstream" before qemu/apply exists),
@@ -63,7 +72,9 @@ summary() {
 	done
 	printf '  %-12s %8s\n' total "$(qpd_fmt_secs $((SECONDS - $1)))"
 	echo "  logs: ${QPD_LOGDIR:-?}"
-	if [ $FAILED = 0 ]; then echo "qemu: PASS"; else echo "qemu: FAIL"; fi
+	local what=qemu
+	[ "${2:-check}" = check ] || what=qemu-$2
+	if [ $FAILED = 0 ]; then echo "$what: PASS"; else echo "$what: FAIL"; fi
 }
 
 # lib_call FUNC ARGS...: run a lib.sh function in a bash of its own, so
@@ -74,23 +85,56 @@ lib_call() {
 }
 
 # check_script NAME LOGDIR: run one of the check scripts (boot.sh,
-# user-checks.sh, perf.sh) on the two builds.
+# user-checks.sh) on the two builds.
 check_script() {
 	QPD_FULL=$QPD_FULL QPD_LOGDIR=$2 QPD_QEMU_CACHE=$QPD_CACHE \
 		QPD_UP_BUILD=$QPD_UP_BUILD QPD_QPD_BUILD=$QPD_QPD_BUILD \
 		QPD_QEMU_VERSION=$QPD_QEMU_VERSION bash "$HARNESS/$1.sh"
 }
 
+# bench ARGS...: qemu/bench/qemu-bench on the two builds.
+bench() {
+	python3 "$HARNESS/../bench/qemu-bench" --up "$QPD_UP_BUILD" \
+		--qpd "$QPD_QPD_BUILD" --qemu-version "$QPD_QEMU_VERSION" "$@"
+}
+
+# gate ARGS...: qemu/gate/qemu-gate on the two builds.
+gate() {
+	QPD_QEMU_CACHE=$QPD_CACHE python3 "$HARNESS/../gate/qemu-gate" \
+		--up "$QPD_UP_BUILD" --qpd "$QPD_QPD_BUILD" \
+		--qemu-version "$QPD_QEMU_VERSION" "$@"
+}
+
+# checks: what ./run qemu runs after the build.
+checks() {
+	local name
+	phase check-tcg "$HARNESS/check-tcg.sh" || true
+	for name in boot user-checks; do
+		phase "$name" check_script "$name" "$QPD_LOGDIR/$name" || true
+	done
+	# A short timing, informational (qemu-bench's CI set).
+	phase perf bench --set ci --runs 3 --no-flushes \
+		--out "$QPD_LOGDIR/perf" --logdir "$QPD_LOGDIR/perf/logs" || true
+}
+
 main() {
-	local spec="" t0=$SECONDS name logdir builds_ok=1
+	local spec="" t0=$SECONDS mode=check tool_args=()
 	QPD_FULL=0
+	case ${1:-} in
+	check | bench | gate) mode=$1; shift ;;
+	esac
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--qemu) spec=${2:?--qemu needs a version or a Debian suite}; shift 2 ;;
 		--qemu=*) spec=${1#--qemu=}; shift ;;
 		--full) QPD_FULL=1; shift ;;
-		-h | --help) sed -n '2,25p' "$0"; exit 0 ;;
-		*) echo "usage: ./run qemu [--qemu VER|SUITE] [--full]" >&2; exit 2 ;;
+		-h | --help) sed -n '2,33p' "$0"; exit 0 ;;
+		*)
+			if [ "$mode" = check ]; then
+				echo "usage: ./run qemu [--qemu VER|SUITE] [--full]" >&2
+				exit 2
+			fi
+			tool_args+=("$1"); shift ;;
 		esac
 	done
 	export QPD_FULL
@@ -106,26 +150,18 @@ main() {
 	qpd_use_version ""          # the paths, from the resolved version
 	qpd_log "qemu $QPD_DEB_VERSION; logs in $QPD_LOGDIR"
 
-	phase build "$HARNESS/build.sh" || builds_ok=0
-	if [ $builds_ok = 1 ]; then
-		phase check-tcg "$HARNESS/check-tcg.sh" || true
+	if ! phase build "$HARNESS/build.sh"; then
+		skip "$mode" "build failed"
+	elif [[ " $(qpd_builds) " != *" qpd "* ]]; then
+		skip "$mode" "no qpd build (QPD_BUILDS=$(qpd_builds))"
 	else
-		skip check-tcg "build failed"
+		case $mode in
+		check) checks ;;
+		bench) phase bench bench "${tool_args[@]}" || true ;;
+		gate) phase gate gate "${tool_args[@]}" || true ;;
+		esac
 	fi
-	for name in boot user-checks perf; do
-		if [ ! -f "$HARNESS/$name.sh" ]; then
-			skip "$name" "$name.sh not present"
-		elif [ $builds_ok = 0 ]; then
-			skip "$name" "build failed"
-		elif [[ " $(qpd_builds) " != *" qpd "* ]]; then
-			skip "$name" "no qpd build (QPD_BUILDS=$(qpd_builds))"
-		else
-			logdir=$QPD_LOGDIR/$name
-			[ "$name" != perf ] || logdir=$QPD_LOGDIR # perf.sh adds /perf
-			phase "$name" check_script "$name" "$logdir" || true
-		fi
-	done
-	summary "$t0"
+	summary "$t0" "$mode"
 	exit $FAILED
 }
 

@@ -216,80 +216,16 @@ check_inline() {
 
 # ---- b. flush count with gdb ------------------------------------------------
 
-# flush_breakpoint B: the gdb location that counts build B's flushes of
-# translated code.  QEMU 10.0 flushes in the static do_tb_flush(), whether
-# called directly (serial or exclusive context) or queued: its address.
-# QEMU 10.2 split it: tb_flush__exclusive_or_serial() flushes and
-# do_tb_flush() only wraps the queued case, so count the former, every
-# location of it (do_tb_flush may have inlined it).
-flush_breakpoint() {
-	if gdb -batch -nx -ex 'info address tb_flush__exclusive_or_serial' \
-		"${BUILD_DIR[$1]}/qemu-x86_64" 2>&1 | grep -q 'is a function at address'; then
-		echo "tb_flush__exclusive_or_serial"
-	else
-		echo "*do_tb_flush"
-	fi
-}
-
-# gdb_script FILE LOCATION: gdb commands that count the executions of
-# LOCATION (a breakpoint whose commands count and continue) and print the
-# count and how the program ended.
-gdb_script() {
-	cat >"$1" <<EOF
-set pagination off
-set confirm off
-set print thread-events off
-set print inferior-events off
-set disable-randomization off
-handle all nostop noprint pass
-set \$qpd_flushes = 0
-break $2
-commands
-silent
-set \$qpd_flushes = \$qpd_flushes + 1
-continue
-end
-run
-printf "qpd-flushes: %d\\n", \$qpd_flushes
-if \$_isvoid(\$_exitcode)
-  if \$_isvoid(\$_exitsignal)
-    printf "qpd-exit: unknown\\n"
-  else
-    printf "qpd-exit: signal %d\\n", \$_exitsignal
-  end
-else
-  printf "qpd-exit: %d\\n", \$_exitcode
-end
-EOF
-}
-
-# count_flushes B T SPEC LOG: run guest-threads T under gdb; sets FLUSHES
-# (empty if unknown) and RC (the guest's exit code, or gdb's on a timeout).
-# gdb now and then loses the race with the exiting process ("Couldn't get
-# registers: No such process") and stops its script before the summary; such
-# a run is repeated, up to three times in all.
+# count_flushes B T SPEC LOG: run guest-threads T under build B's
+# qemu-x86_64 and count-flushes.sh; sets FLUSHES (empty if unknown) and RC
+# (the guest's exit code, 128+signal, 3 if gdb could not count, or
+# timeout's 124/137).
 count_flushes() {
-	local b=$1 t=$2 spec=$3 out=$4 ex attempt
-	for attempt in 1 2 3; do
-		run_timed $((FULL ? 600 : 180)) "$out" gdb -batch -nx \
-			-x "$LOGDIR/bin/count-flushes-$b.gdb" --args "${BUILD_DIR[$b]}/qemu-x86_64" \
-			-plugin "$spec" "$LOGDIR/bin/guest-threads" "$t" "$FLUSH_ITERS"
-		ex=$(sed -n 's/^qpd-exit: //p' "$out" | tail -n1)
-		if [ -n "$ex" ] || [ "$RC" -eq 124 ] || [ "$RC" -eq 137 ]; then
-			break
-		fi
-		cp "$out" "$out.gdb-glitch-$attempt"
-		log "gdb ended before the summary (see $out.gdb-glitch-$attempt); again"
-	done
+	local b=$1 t=$2 spec=$3 out=$4
+	run_timed $((FULL ? 600 : 180)) "$out" "$HERE/count-flushes.sh" \
+		"${BUILD_DIR[$b]}/qemu-x86_64" -plugin "$spec" \
+		"$LOGDIR/bin/guest-threads" "$t" "$FLUSH_ITERS"
 	FLUSHES=$(sed -n 's/^qpd-flushes: \([0-9]*\)$/\1/p' "$out" | tail -n1)
-	if [ "$RC" -eq 0 ]; then
-		case $ex in
-		0) ;;
-		signal*) RC=$((128 + ${ex#signal })) ;;
-		[0-9]*) RC=$ex ;;
-		*) RC=1 ;;
-		esac
-	fi
 }
 
 # growth_expected T: upstream's growth flushes for vCPU indices 0..T: one
@@ -303,17 +239,9 @@ growth_expected() {
 # check_flushes: per plugin, the count at 1 thread is the baseline; qpd's
 # count at 16/64/256 must equal it, upstream's is reported with its growth.
 check_flushes() {
-	local specs=("inline" "bb,inline=on") name args t b out g st loc
+	local specs=("inline" "bb,inline=on") name args t b out g st
 	local -A base cell
 	FLUSH_ITERS=$((FULL ? 200000 : 20000))
-	for b in "${BUILDS[@]}"; do
-		loc=$(flush_breakpoint "$b")
-		gdb_script "$LOGDIR/bin/count-flushes-$b.gdb" "$loc"
-		log "$b: counting flushes at $loc"
-		gdb -batch -nx -ex "info address ${loc#\*}" "${BUILD_DIR[$b]}/qemu-x86_64" \
-			2>&1 | grep -q 'is a function at address' ||
-			log "warning: $b: no symbol ${loc#\*} in qemu-x86_64 (stripped?): its counts will fail"
-	done
 	for name in "${specs[@]}"; do
 		args=${name#*,}
 		[ "$args" = "$name" ] && args=""
