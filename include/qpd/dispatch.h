@@ -54,6 +54,69 @@ qpd__dispatch_list(struct qpd *q, unsigned vcpu, enum qpd_event ev)
 	for (const struct qpd_cb *c = (a)->cb, *c##_end = (a)->cb + (a)->n; \
 	     c < c##_end; c++)
 
+/*
+ * An open dispatch of one event on one vCPU: its callbacks, valid until
+ * qpd_dispatch_end().
+ */
+struct qpd_dispatch {
+	struct qpd_vcpu *v;
+	const struct qpd_cb_array *a;
+	bool opened;            /* this dispatch began the vCPU's section */
+};
+
+/* Every callback of an open dispatch, in plugin add order. */
+#define QPD_DISPATCH_FOREACH(d, c) QPD__EACH((d)->a, c)
+
+/*
+ * Opens a dispatch of ev on vcpu's own thread, inside or outside a slice,
+ * for a caller that calls the entries itself (QPD_DISPATCH_FOREACH, with
+ * the signature it registered them with): false, with nothing to end, if
+ * the vCPU is not online or has no callback for ev (or ev is invalid).
+ * Outside a slice it begins the vCPU's epoch section, which
+ * qpd_dispatch_end() ends: one section per dispatch, for callers with no
+ * slice around their dispatch points.
+ */
+static inline bool
+qpd_dispatch_begin(struct qpd *q, unsigned vcpu, enum qpd_event ev,
+		   struct qpd_dispatch *d)
+{
+	struct qpd_vcpu *v = qpd__vcpu(q, vcpu);
+	const struct qpd_cb_array *a;
+
+	if (v == NULL || (unsigned)ev >= QPD_EV_COUNT ||
+	    !ck_bitmap_test(CK_BITMAP(&v->mask), ev))
+		return false;
+	/* Only this thread changes its own record's nesting count. */
+	d->opened = v->rec.active == 0;
+	if (d->opened) {
+		if (ck_pr_load_uint(&v->online) == 0)
+			return false;
+		/* Full fence inside: the list is loaded after the section
+		 * is visible to the reclaimer. */
+		ck_epoch_begin(&v->rec, NULL);
+	}
+	a = ck_pr_load_ptr(&qpd__core(q)->ev[ev]);
+	if (a == NULL) {
+		if (d->opened)
+			ck_epoch_end(&v->rec, NULL);
+		return false;
+	}
+	/* The array's entries were stored before its pointer: order after. */
+	ck_pr_fence_load_depends();
+	ck_pr_store_64(&v->n_dispatch[ev], v->n_dispatch[ev] + 1);
+	d->v = v;
+	d->a = a;
+	return true;
+}
+
+/* Closes a dispatch that qpd_dispatch_begin() opened (returned true). */
+static inline void
+qpd_dispatch_end(struct qpd_dispatch *d)
+{
+	if (d->opened)
+		ck_epoch_end(&d->v->rec, NULL);
+}
+
 /* A block was translated on this vCPU. */
 static inline void
 qpd_tb_trans(struct qpd *q, unsigned vcpu, void *tb)

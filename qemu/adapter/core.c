@@ -186,10 +186,11 @@ void qemu_plugin_vcpu_exit_hook(CPUState *cpu)
     }
 }
 
+QEMU_DISABLE_CFI
 void qemu_plugin_tb_trans_cb(CPUState *cpu, struct qemu_plugin_tb *tb)
 {
-    VCPU_DISPATCH(cpu, QPD_EV_VCPU_TB_TRANS,
-                  qpd_tb_trans(qpd_q, vcpu_, tb));
+    VCPU_DISPATCH(cpu, QPD_EV_VCPU_TB_TRANS, qemu_plugin_vcpu_tb_trans_cb_t,
+                  tb);
 }
 
 /* Handles of run-time memory lists, freed by the next flush. */
@@ -531,13 +532,14 @@ QEMU_BUILD_BUG_ON(QEMU_PLUGIN_DISCON_INTERRUPT != (int)QPD_DISCON_INTERRUPT);
 QEMU_BUILD_BUG_ON(QEMU_PLUGIN_DISCON_EXCEPTION != (int)QPD_DISCON_EXCEPTION);
 QEMU_BUILD_BUG_ON(QEMU_PLUGIN_DISCON_HOSTCALL != (int)QPD_DISCON_HOSTCALL);
 
+QEMU_DISABLE_CFI
 static void vcpu_discon(CPUState *cpu, enum qpd_discon_type type,
                         uint64_t from)
 {
     /* The target's pc is read only when some plugin wants the event. */
-    VCPU_DISPATCH(cpu, qpd_discon_event(type),
-                  qpd_discon(qpd_q, vcpu_, type, from,
-                             cpu->cc->get_pc(cpu)));
+    VCPU_DISPATCH(cpu, qpd_discon_event(type), qemu_plugin_vcpu_discon_cb_t,
+                  cpu->cpu_index, (enum qemu_plugin_discon_type)type, from,
+                  cpu->cc->get_pc(cpu));
 }
 
 void qemu_plugin_vcpu_interrupt_cb(CPUState *cpu, uint64_t from)

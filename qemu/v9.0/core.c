@@ -149,9 +149,8 @@ QEMU_DISABLE_CFI
 void qemu_plugin_tb_trans_cb(CPUState *cpu, struct qemu_plugin_tb *tb)
 {
     /* Called from translation, inside the vCPU's slice. */
-    if (qpd_q != NULL) {
-        qpd_tb_trans(qpd_q, cpu->cpu_index, tb);
-    }
+    VCPU_DISPATCH(cpu, QPD_EV_VCPU_TB_TRANS, qemu_plugin_vcpu_tb_trans_cb_t,
+                  tb);
 }
 
 void qemu_plugin_flush_cb(void)

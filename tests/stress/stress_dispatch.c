@@ -194,6 +194,21 @@ reader(void *arg)
 				qpd_flush(q);
 			}
 		}
+		if ((i & 7) == 5) {
+			/* No slice around it: the dispatch is its own
+			 * section, as in the QEMU adapter. */
+			struct qpd_dispatch d;
+
+			qpd_vcpu_leave(q, vcpu);
+			if (qpd_dispatch_begin(q, vcpu, QPD_EV_VCPU_SYSCALL,
+					       &d)) {
+				QPD_DISPATCH_FOREACH(&d, c)
+					((qpd_syscall_cb_t)c->fn)(c->id, vcpu,
+						(int64_t)i, args, c->udata);
+				qpd_dispatch_end(&d);
+			}
+			qpd_vcpu_enter(q, vcpu);
+		}
 		local++;
 		if ((i & 0x3f) == 0)
 			qpd_vcpu_quiescent(q, vcpu);

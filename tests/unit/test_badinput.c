@@ -488,6 +488,27 @@ Test(badinput, vcpu_enter_past_max)
 	ignored();
 }
 
+Test(badinput, dispatch_begin_bad_vcpu)
+{
+	struct qpd_dispatch d;
+
+	cr_assert_not(qpd_dispatch_begin(F.q, MAXV, QPD_EV_VCPU_SYSCALL, &d));
+	cr_assert_not(qpd_dispatch_begin(F.q, UINT_MAX, QPD_EV_VCPU_SYSCALL,
+					 &d));
+	cr_assert_not(qpd_dispatch_begin(F.q, 5, QPD_EV_VCPU_SYSCALL, &d));
+	ignored();
+}
+
+Test(badinput, dispatch_begin_bad_event)
+{
+	struct qpd_dispatch d;
+
+	cr_assert_not(qpd_dispatch_begin(F.q, 0, QPD_EV_COUNT, &d));
+	cr_assert_not(qpd_dispatch_begin(F.q, 0, (enum qpd_event)INT_MAX, &d));
+	cr_assert_eq(qpd__vcpu(F.q, 0)->rec.active, 0, "no section opened");
+	ignored();
+}
+
 Test(badinput, vcpu_enter_never_initialised)
 {
 	cr_assert_not(qpd_vcpu_enter(F.q, 5));

@@ -1,4 +1,6 @@
 /* Registration and dispatch of every event. */
+#include <limits.h>
+
 #include "helpers.h"
 
 static uint64_t last_args[8];
@@ -435,5 +437,117 @@ Test(dispatch, mask_hook_on_first_and_last_callback)
 	cr_assert_eq(qpd_register_cb(q, b, QPD_EV_VCPU_IDLE, NULL, NULL), 0);
 	cr_assert_eq(mask_calls[2], 3, "the last callback went");
 	cr_assert_eq(mask_calls[0] + mask_calls[1], 0, "offline vCPUs skipped");
+	qpd_free(q);
+}
+
+/* Calls an open SYSCALL_RET dispatch's entries as qpd_syscall_ret does. */
+static unsigned
+call_open_ret(struct qpd_dispatch *d, unsigned vcpu, int64_t num, int64_t ret)
+{
+	unsigned n = 0;
+
+	QPD_DISPATCH_FOREACH(d, c) {
+		((qpd_syscall_ret_cb_t)c->fn)(c->id, vcpu, num, ret, c->udata);
+		n++;
+	}
+	return n;
+}
+
+Test(dispatch, open_dispatch_outside_slice_is_its_own_section)
+{
+	struct qpd *q = new_manual();
+	qpd_plugin_id a = add_plugin(q), b = add_plugin(q);
+	struct qpd_dispatch d;
+	struct qpd_stats st;
+	int ua, ub;
+
+	cr_assert_eq(qpd_vcpu_init(q, 2), 0);
+	cr_assert_eq(qpd_register_cb(q, b, QPD_EV_VCPU_SYSCALL_RET,
+				     cb_syscall_ret, &ub), 0);
+	cr_assert_eq(qpd_register_cb(q, a, QPD_EV_VCPU_SYSCALL_RET,
+				     cb_syscall_ret, &ua), 0);
+	cr_assert(qpd_dispatch_begin(q, 2, QPD_EV_VCPU_SYSCALL_RET, &d));
+	cr_assert(d.opened, "no slice was open: the dispatch opens one");
+	cr_assert_eq(d.v->rec.active, 1);
+	cr_assert_eq(call_open_ret(&d, 2, 60, -1), 2);
+	qpd_dispatch_end(&d);
+	cr_assert_eq(d.v->rec.active, 0, "end closes what begin opened");
+	cr_assert_eq(LOG.n, 2);
+	cr_assert_eq(LOG.e[0].id, a, "plugin add order");
+	cr_assert_eq(LOG.e[0].udata, &ua);
+	cr_assert_eq(LOG.e[1].id, b);
+	cr_assert_eq(LOG.e[1].vcpu, 2);
+	cr_assert_eq(last_num, 60);
+	cr_assert_eq(last_ret, -1);
+	cr_assert_eq(qpd_stats_get(q, &st), 0);
+	cr_assert_eq(st.n_dispatch[QPD_EV_VCPU_SYSCALL_RET], 1);
+	qpd_free(q);
+}
+
+Test(dispatch, open_dispatch_inside_slice_nests)
+{
+	struct qpd *q = online();
+	qpd_plugin_id id = add_plugin(q);
+	struct qpd_dispatch d;
+
+	cr_assert_eq(qpd_register_cb(q, id, QPD_EV_VCPU_SYSCALL_RET,
+				     cb_syscall_ret, NULL), 0);
+	cr_assert(qpd_dispatch_begin(q, 0, QPD_EV_VCPU_SYSCALL_RET, &d));
+	cr_assert_not(d.opened, "the slice's section covers the dispatch");
+	cr_assert_eq(call_open_ret(&d, 0, 1, 2), 1);
+	qpd_dispatch_end(&d);
+	cr_assert_eq(d.v->rec.active, 1, "the slice stays open");
+	done(q);
+}
+
+Test(dispatch, open_dispatch_refuses_without_touching_the_section)
+{
+	struct qpd *q = new_manual();
+	qpd_plugin_id id = add_plugin(q);
+	struct qpd_dispatch d;
+	struct qpd_vcpu *v;
+
+	cr_assert_not(qpd_dispatch_begin(q, 0, QPD_EV_VCPU_SYSCALL, &d),
+		      "vCPU never initialised");
+	cr_assert_eq(qpd_vcpu_init(q, 0), 0);
+	cr_assert_not(qpd_dispatch_begin(q, 0, QPD_EV_VCPU_SYSCALL, &d),
+		      "no callback for the event");
+	cr_assert_eq(qpd_register_cb(q, id, QPD_EV_VCPU_SYSCALL, cb_syscall,
+				     NULL), 0);
+	cr_assert_not(qpd_dispatch_begin(q, 0, QPD_EV_COUNT, &d), "bad event");
+	cr_assert_not(qpd_dispatch_begin(q, 0, (enum qpd_event)-1, &d),
+		      "bad event");
+	cr_assert_not(qpd_dispatch_begin(q, UINT_MAX, QPD_EV_VCPU_SYSCALL, &d),
+		      "index past max_vcpus");
+	cr_assert(qpd_dispatch_begin(q, 0, QPD_EV_VCPU_SYSCALL, &d));
+	v = d.v;
+	qpd_dispatch_end(&d);
+	cr_assert_eq(qpd_vcpu_exit(q, 0), 0);
+	cr_assert_not(qpd_dispatch_begin(q, 0, QPD_EV_VCPU_SYSCALL, &d),
+		      "vCPU offline");
+	cr_assert_eq(v->rec.active, 0, "a refused dispatch opens nothing");
+	cr_assert_eq(LOG.n, 0, "nothing was called");
+	qpd_free(q);
+}
+
+Test(dispatch, open_dispatch_holds_back_done)
+{
+	struct qpd *q = new_manual();
+	qpd_plugin_id id = add_plugin(q);
+	struct qpd_dispatch d;
+	int flag = 0;
+
+	cr_assert_eq(qpd_vcpu_init(q, 1), 0);
+	cr_assert_eq(qpd_register_cb(q, id, QPD_EV_VCPU_SYSCALL_RET,
+				     cb_syscall_ret, NULL), 0);
+	cr_assert(qpd_dispatch_begin(q, 1, QPD_EV_VCPU_SYSCALL_RET, &d));
+	cr_assert_eq(qpd_plugin_uninstall(q, id, done_set_flag, &flag), 0);
+	for (int i = 0; i < 50; i++)
+		qpd_reclaim(q);
+	cr_assert_eq(flag, 0, "the open dispatch may still call the plugin");
+	cr_assert_eq(call_open_ret(&d, 1, 3, 4), 1,
+		     "the list it loaded stays valid");
+	qpd_dispatch_end(&d);
+	cr_assert(reclaim_until(q, &flag), "done after the dispatch ended");
 	qpd_free(q);
 }
