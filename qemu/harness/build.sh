@@ -17,8 +17,15 @@ set -euo pipefail
 # build_stamp TREE: what a build dir was configured with. If any part
 # changes (flags, tree path, meson version) the dir is rebuilt from scratch:
 # QEMU's configure does not reliably reconfigure a dir made otherwise.
+# A qpd tree's stamp has the subproject options qemu/apply sets: meson
+# applies a subproject's default options only when it first configures it.
 build_stamp() {
 	printf '%s\n' "tree=$1" "meson=$(meson --version)" "${QPD_CONFIGURE_FLAGS[@]}"
+	if [ -L "$1/subprojects/qpd" ] || [ -d "$1/subprojects/qpd" ]; then
+		sed -n "/^qpd_dep = dependency('qpd'/,/])\$/p" "$QPD_REPO/qemu/apply" |
+			tr -s ' \n' ' '
+		echo
+	fi
 }
 
 # meson_info_version DIR: the meson version that generated DIR (empty if
