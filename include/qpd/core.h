@@ -219,6 +219,7 @@ struct qpd_core {
 	struct qpd_cb_array *ev[QPD_EV_CAPACITY];
 	struct qpd_vcpu **vdir;  /* max_vcpus / QPD_VCPU_CHUNK chunk slots */
 	unsigned max_vcpus;
+	unsigned num_vcpus;      /* written under q->lock, ck_pr loads outside */
 	ck_epoch_t epoch;
 };
 

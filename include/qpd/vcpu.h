@@ -158,8 +158,12 @@ qpd_vcpu_resume(struct qpd *q, unsigned vcpu)
 int qpd_vcpu_for_each(struct qpd *q, qpd_plugin_id id,
 		      void (*cb)(qpd_plugin_id id, unsigned vcpu));
 
-/* Highest vCPU index ever initialised, plus one. */
-unsigned qpd_num_vcpus(struct qpd *q);
+/* Highest vCPU index ever initialised, plus one: one relaxed load. */
+static inline unsigned
+qpd_num_vcpus(struct qpd *q)
+{
+	return q ? ck_pr_load_uint(&qpd__core(q)->num_vcpus) : 0;
+}
 
 #ifdef __cplusplus
 }

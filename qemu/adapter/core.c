@@ -147,6 +147,7 @@ static void qemu_plugin_vcpu_init__async(CPUState *cpu, run_on_cpu_data unused)
         cpus[idx] = cpu;
     }
     /* Where QEMU grew every scoreboard: qpd's slots already exist. */
+    raise_num_vcpus(idx);
     qpd_qemu_set_cb_flags(cpu, QEMU_PLUGIN_CB_RW_REGS);
     err = qpd_vcpu_init(qpd_q, idx);
     qpd_qemu_set_cb_flags(cpu, QEMU_PLUGIN_CB_NO_REGS);

@@ -100,6 +100,7 @@ void qemu_plugin_vcpu_init_hook(CPUState *cpu)
         return;
     }
     /* Also the point where QEMU grew scoreboards: qpd's slots exist. */
+    raise_num_vcpus(cpu->cpu_index);
     err = qpd_vcpu_init(qpd_q, cpu->cpu_index);
     if (err) {
         error_report("plugin: vCPU %d: %s", cpu->cpu_index,

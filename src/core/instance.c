@@ -401,7 +401,7 @@ qpd__notify_masks(struct qpd *q)
 
 	if (q->cfg.on_mask_change == NULL)
 		return;
-	n = ck_pr_load_uint(&q->num_vcpus);
+	n = ck_pr_load_uint(&q->core.num_vcpus);
 	for (i = 0; i < n; i++) {
 		struct qpd_vcpu *v = qpd__vcpu(q, i);
 
@@ -439,7 +439,7 @@ qpd_stats_get(struct qpd *q, struct qpd_stats *st)
 	st->n_done_calls = q->n_done_calls;
 	st->n_plugins = ck_hs_count(&q->plugins);
 	st->n_vcpus_online = q->n_online;
-	st->n_vcpus = q->num_vcpus;
+	st->n_vcpus = q->core.num_vcpus;
 	st->n_errors = ck_pr_load_64(&q->n_errors);
 	pthread_mutex_unlock(&q->lock);
 	return 0;

@@ -67,7 +67,6 @@ struct qpd {
 	struct qpd_notice *ready; /* sorted by seq */
 
 	unsigned n_chunks;
-	unsigned num_vcpus;      /* ck_pr loads outside the lock */
 	unsigned n_online;
 	ck_stack_t guests;       /* lock-free push, never popped */
 	unsigned atexit_ran;     /* ck_pr_fas: ATEXIT runs once */

@@ -91,8 +91,8 @@ qpd_vcpu_init(struct qpd *q, unsigned vcpu)
 	/* Mask before online: whoever sees the vCPU online sees its mask. */
 	ck_pr_fence_store();
 	ck_pr_store_uint(&v->online, 1);
-	if (vcpu >= q->num_vcpus)
-		ck_pr_store_uint(&q->num_vcpus, vcpu + 1);
+	if (vcpu >= q->core.num_vcpus)
+		ck_pr_store_uint(&q->core.num_vcpus, vcpu + 1);
 	q->n_online++;
 out:
 	pthread_mutex_unlock(&q->lock);
@@ -192,7 +192,7 @@ qpd_vcpu_for_each(struct qpd *q, qpd_plugin_id id,
 	if (p == NULL)
 		return QPD_FAIL(q, -ENOENT);
 	/* Blocks never move or vanish: walk them with no lock held. */
-	n = ck_pr_load_uint(&q->num_vcpus);
+	n = ck_pr_load_uint(&q->core.num_vcpus);
 	for (i = 0; i < n; i++) {
 		struct qpd_vcpu *v = qpd__vcpu(q, i);
 
@@ -240,19 +240,13 @@ qpd_vcpu_get_node(struct qpd *q, unsigned vcpu)
 	return ck_pr_load_int(&v->node);
 }
 
-unsigned
-qpd_num_vcpus(struct qpd *q)
-{
-	return q ? ck_pr_load_uint(&q->num_vcpus) : 0;
-}
-
 /* Under q->lock: mirror a global mask bit into every online vCPU. */
 void
 qpd__vcpus_set_mask_bit(struct qpd *q, enum qpd_event ev, bool on)
 {
 	unsigned i;
 
-	for (i = 0; i < q->num_vcpus; i++) {
+	for (i = 0; i < q->core.num_vcpus; i++) {
 		struct qpd_vcpu *v = qpd__vcpu(q, i);
 
 		if (v == NULL || !v->online)
@@ -270,7 +264,7 @@ qpd__vcpus_after_fork(struct qpd *q)
 {
 	unsigned i;
 
-	for (i = 0; i < q->num_vcpus; i++) {
+	for (i = 0; i < q->core.num_vcpus; i++) {
 		struct qpd_vcpu *v = qpd__vcpu(q, i);
 
 		if (v != NULL && v->rec.global != NULL)
@@ -284,7 +278,7 @@ qpd__vcpus_sum_dispatch(struct qpd *q, enum qpd_event ev)
 	uint64_t sum = 0;
 	unsigned i;
 
-	for (i = 0; i < q->num_vcpus; i++) {
+	for (i = 0; i < q->core.num_vcpus; i++) {
 		struct qpd_vcpu *v = qpd__vcpu(q, i);
 
 		if (v != NULL)
