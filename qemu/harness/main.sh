@@ -84,10 +84,10 @@ lib_call() {
 	bash -c 'set -euo pipefail; . "$0"; "$@"' "$HARNESS/lib.sh" "$@"
 }
 
-# check_script NAME LOGDIR: run one of the check scripts (boot.sh,
-# user-checks.sh) on the two builds.
+# check_script NAME: run one of the check scripts (boot.sh, user-checks.sh)
+# on the two builds, its logs in LOGDIR/NAME.
 check_script() {
-	QPD_FULL=$QPD_FULL QPD_LOGDIR=$2 QPD_QEMU_CACHE=$QPD_CACHE \
+	QPD_FULL=$QPD_FULL QPD_LOGDIR=$QPD_LOGDIR/$1 QPD_QEMU_CACHE=$QPD_CACHE \
 		QPD_UP_BUILD=$QPD_UP_BUILD QPD_QPD_BUILD=$QPD_QPD_BUILD \
 		QPD_QEMU_VERSION=$QPD_QEMU_VERSION bash "$HARNESS/$1.sh"
 }
@@ -110,7 +110,7 @@ checks() {
 	local name
 	phase check-tcg "$HARNESS/check-tcg.sh" || true
 	for name in boot user-checks; do
-		phase "$name" check_script "$name" "$QPD_LOGDIR/$name" || true
+		phase "$name" check_script "$name" || true
 	done
 	# A short timing, informational (qemu-bench's CI set).
 	phase perf bench --set ci --runs 3 --no-flushes \

@@ -91,12 +91,8 @@ setup_builds() {
 # build_guests: compile the static guests and, per build, plugin-reset.so
 # against that build's qemu-plugin.h.
 build_guests() {
-	local g b
-	mkdir -p "$LOGDIR/bin"
-	for g in guest-threads fork-threads; do
-		gcc -std=c11 -Wall -Wextra -O2 -static -pthread \
-			-o "$LOGDIR/bin/$g" "$TESTS/$g.c"
-	done
+	local b
+	python3 "$TESTS/guests.py" "$LOGDIR/bin" guest-threads fork-threads >/dev/null
 	for b in "${BUILDS[@]}"; do
 		mkdir -p "$LOGDIR/bin/$b"
 		# shellcheck disable=SC2046 # pkg-config prints several words
