@@ -1,0 +1,1 @@
+"""One module per phase; each run(ctx, argv) returns a results.Table."""
