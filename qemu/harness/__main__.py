@@ -160,7 +160,8 @@ def main(argv=None):
     args, rest = parse(sys.argv[1:] if argv is None else argv)
     cache = B.Cache()
     t0 = time.monotonic()
-    _lock = lock(cache)
+    # Given build dirs are only read; otherwise trees and builds change.
+    _lock = None if args.up else lock(cache)
     summary = Summary("qemu %s" % (args.qemu or "(default)"))
     state = {}
 
