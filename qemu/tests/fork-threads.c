@@ -35,6 +35,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "guest.h"
+
 #define MAX_THREADS 64
 #define MAX_CHILDREN 64
 #define BUF_WORDS 256
@@ -63,9 +65,7 @@ struct pool {
 /* One round: a little arithmetic, memory traffic and a branch on data. */
 static uint64_t round_of_work(uint64_t x, uint64_t *buf)
 {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
+    x = guest_xorshift(x);
     buf[x % BUF_WORDS] += x >> 32;
     if (x & 1) {
         buf[(x >> 8) % BUF_WORDS] ^= x;
@@ -101,8 +101,6 @@ static void *worker(void *opaque)
 static int pool_start(struct pool *p, unsigned threads,
                       unsigned long iterations)
 {
-    int err;
-
     memset(p, 0, sizeof(*p));
     p->threads = threads;
     p->iterations = iterations;
@@ -113,9 +111,7 @@ static int pool_start(struct pool *p, unsigned threads,
     for (unsigned t = 0; t < threads; t++) {
         p->arg[t].pool = p;
         p->arg[t].index = t;
-        err = pthread_create(&p->thread[t], NULL, worker, &p->arg[t]);
-        if (err != 0) {
-            fprintf(stderr, "pthread_create: %s\n", strerror(err));
+        if (!guest_start(&p->thread[t], worker, &p->arg[t])) {
             return -1;
         }
     }
@@ -180,22 +176,14 @@ static int report_child(unsigned i, pid_t pid, int status)
 int main(int argc, char **argv)
 {
     static struct pool pool;
-    unsigned long children = 3, threads = 4, iterations = 200000;
+    unsigned long children, threads, iterations;
     pid_t pids[MAX_CHILDREN];
     unsigned ok_children = 0;
     int parent_ok;
 
-    if (argc > 1) {
-        children = strtoul(argv[1], NULL, 0);
-    }
-    if (argc > 2) {
-        threads = strtoul(argv[2], NULL, 0);
-    }
-    if (argc > 3) {
-        iterations = strtoul(argv[3], NULL, 0);
-    }
-    if (children < 1 || children > MAX_CHILDREN || threads < 1 ||
-        threads > MAX_THREADS || iterations < 1) {
+    if (!guest_arg(argc, argv, 1, 3, 1, MAX_CHILDREN, &children) ||
+        !guest_arg(argc, argv, 2, 4, 1, MAX_THREADS, &threads) ||
+        !guest_arg(argc, argv, 3, 200000, 1, ULONG_MAX, &iterations)) {
         fprintf(stderr, "usage: %s [CHILDREN<=%d [THREADS<=%d "
                 "[ITERATIONS>0]]]\n", argv[0], MAX_CHILDREN, MAX_THREADS);
         return 2;

@@ -33,6 +33,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "guest.h"
+
 #define BUF_WORDS 1024 /* 8 KiB per worker */
 #define ATOMIC_EVERY 16
 #define X87_EVERY 64
@@ -40,7 +42,7 @@
 #define MUTEX_EVERY 4096
 
 struct worker {
-    pthread_t thread;
+    pthread_t thread; /* first: see guest_run() */
     unsigned index;
     unsigned long iters;
     uint64_t checksum;
@@ -65,10 +67,7 @@ static void *work(void *arg)
     }
     pthread_barrier_wait(&start);
     for (unsigned long i = 0; i < w->iters; i++) {
-        /* xorshift: branches below depend on data */
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        x = guest_xorshift(x); /* branches below depend on data */
         buf[x % BUF_WORDS] += x >> 32;
         if (x & 1) {
             buf[(x >> 8) % BUF_WORDS] ^= i;
@@ -111,19 +110,17 @@ static unsigned long multiples(unsigned long n, unsigned long every)
 
 int main(int argc, char **argv)
 {
-    unsigned long n, total = 2000000, want_atomic = 0, want_locked = 0;
+    unsigned long n, total, want_atomic = 0, want_locked = 0;
     unsigned long syscalls = 0;
     struct worker *w;
     uint64_t checksum = 0;
     long double fsum = 0;
 
-    if (argc < 2 || (n = strtoul(argv[1], NULL, 0)) == 0) {
+    if (!guest_arg(argc, argv, 1, 0, 1, ULONG_MAX, &n)) {
         fprintf(stderr, "usage: %s THREADS [ITERATIONS]\n", argv[0]);
         return 2;
     }
-    if (argc > 2) {
-        total = strtoul(argv[2], NULL, 0);
-    }
+    guest_arg(argc, argv, 2, 2000000, 0, ULONG_MAX, &total);
     w = calloc(n, sizeof(*w));
     if (w == NULL || pthread_barrier_init(&start, NULL, n) != 0) {
         perror("setup");
@@ -134,13 +131,11 @@ int main(int argc, char **argv)
         w[t].iters = total / n + (t < total % n);
         want_atomic += multiples(w[t].iters, ATOMIC_EVERY);
         want_locked += multiples(w[t].iters, MUTEX_EVERY);
-        if (pthread_create(&w[t].thread, NULL, work, &w[t]) != 0) {
-            perror("pthread_create");
-            return 2;
-        }
+    }
+    if (!guest_run(w, sizeof(w[0]), n, work)) {
+        return 2;
     }
     for (unsigned long t = 0; t < n; t++) {
-        pthread_join(w[t].thread, NULL);
         checksum += w[t].checksum;
         fsum += w[t].fsum;
         syscalls += w[t].syscalls;

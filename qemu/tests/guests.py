@@ -2,8 +2,8 @@
 """The project's guests: static x86-64 programs built from qemu/tests/NAME.c.
 
 usage: guests.py OUTDIR NAME...   builds each into OUTDIR/NAME (only when
-                                  missing or older than its source) and
-                                  prints the paths
+                                  missing or older than its source or
+                                  guest.h) and prints the paths
 
 Imported by qemu/bench/qemu-bench and qemu/gate/qemu-gate; called by
 qemu/harness/user-checks.sh.
@@ -22,7 +22,9 @@ def build(name, outdir):
     src = os.path.join(HERE, name + ".c")
     out = os.path.join(outdir, name)
     os.makedirs(outdir, exist_ok=True)
-    if not os.path.exists(out) or os.path.getmtime(out) < os.path.getmtime(src):
+    newest = max(os.path.getmtime(f)
+                 for f in (src, os.path.join(HERE, "guest.h")))
+    if not os.path.exists(out) or os.path.getmtime(out) < newest:
         subprocess.run(["gcc"] + CFLAGS + ["-o", out, src], check=True,
                        capture_output=True, text=True)
     return out

@@ -16,10 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "guest.h"
+
 #define MAX_THREADS 1024
 
 struct worker {
-    pthread_t tid;
+    pthread_t tid; /* first: see guest_run() */
     uint64_t iters;
     uint64_t sum;
     uint64_t buf[8];
@@ -49,27 +51,25 @@ static void *run(void *arg)
 
 int main(int argc, char **argv)
 {
-    long n = argc > 1 ? strtol(argv[1], NULL, 0) : 1;
-    long long iters = argc > 2 ? strtoll(argv[2], NULL, 0) : 20000000;
+    unsigned long n, iters;
     uint64_t total = 0;
 
-    if (n < 1 || n > MAX_THREADS || iters < 0) {
+    if (!guest_arg(argc, argv, 1, 1, 1, MAX_THREADS, &n) ||
+        !guest_arg(argc, argv, 2, 20000000, 0, LONG_MAX, &iters)) {
         fprintf(stderr, "usage: spin THREADS(1..%d) [ITERATIONS]\n",
                 MAX_THREADS);
         return 1;
     }
-    for (long t = 0; t < n; t++) {
-        workers[t].iters = (uint64_t)iters;
-        if (pthread_create(&workers[t].tid, NULL, run, &workers[t]) != 0) {
-            perror("pthread_create");
-            return 1;
-        }
+    for (unsigned long t = 0; t < n; t++) {
+        workers[t].iters = iters;
     }
-    for (long t = 0; t < n; t++) {
-        pthread_join(workers[t].tid, NULL);
+    if (!guest_run(workers, sizeof(workers[0]), n, run)) {
+        return 1;
+    }
+    for (unsigned long t = 0; t < n; t++) {
         total += workers[t].sum;
     }
-    printf("spin threads=%ld iterations=%lld checksum=%016llx\n", n, iters,
+    printf("spin threads=%lu iterations=%lu checksum=%016llx\n", n, iters,
            (unsigned long long)total);
     return 0;
 }

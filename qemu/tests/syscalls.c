@@ -22,10 +22,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "guest.h"
+
 #define MAX_THREADS 1024
 
 struct worker {
-    pthread_t tid;
+    pthread_t tid; /* first: see guest_run() */
     unsigned long calls;
     unsigned long ok;
 } __attribute__((aligned(128)));
@@ -64,11 +66,10 @@ static void *run(void *arg)
 
 int main(int argc, char **argv)
 {
-    long n = argc > 1 ? strtol(argv[1], NULL, 0) : 1;
-    long long calls = argc > 2 ? strtoll(argv[2], NULL, 0) : 200000;
-    unsigned long ok = 0;
+    unsigned long n, calls, ok = 0;
 
-    if (n < 1 || n > MAX_THREADS || calls < 0) {
+    if (!guest_arg(argc, argv, 1, 1, 1, MAX_THREADS, &n) ||
+        !guest_arg(argc, argv, 2, 200000, 0, LONG_MAX, &calls)) {
         fprintf(stderr, "usage: syscalls THREADS(1..%d) [CALLS]\n",
                 MAX_THREADS);
         return 1;
@@ -78,17 +79,15 @@ int main(int argc, char **argv)
         perror("open /proc/self/exe");
         return 1;
     }
-    for (long t = 0; t < n; t++) {
-        workers[t].calls = (unsigned long)calls;
-        if (pthread_create(&workers[t].tid, NULL, run, &workers[t]) != 0) {
-            perror("pthread_create");
-            return 1;
-        }
+    for (unsigned long t = 0; t < n; t++) {
+        workers[t].calls = calls;
     }
-    for (long t = 0; t < n; t++) {
-        pthread_join(workers[t].tid, NULL);
+    if (!guest_run(workers, sizeof(workers[0]), n, run)) {
+        return 1;
+    }
+    for (unsigned long t = 0; t < n; t++) {
         ok += workers[t].ok;
     }
-    printf("syscalls threads=%ld calls=%lld ok=%lu\n", n, calls, ok);
-    return ok == (unsigned long)n * (unsigned long)calls ? 0 : 1;
+    printf("syscalls threads=%lu calls=%lu ok=%lu\n", n, calls, ok);
+    return ok == n * calls ? 0 : 1;
 }

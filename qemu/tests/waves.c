@@ -25,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "guest.h"
+
 #define MAX_THREADS 1024
 #define NFUNCS 4096
 
@@ -41,31 +43,25 @@
         }                                                               \
         return x ^ (x >> 31);                                           \
     }
-#define F16(p)                                                          \
-    F(p##0) F(p##1) F(p##2) F(p##3) F(p##4) F(p##5) F(p##6) F(p##7)     \
-    F(p##8) F(p##9) F(p##a) F(p##b) F(p##c) F(p##d) F(p##e) F(p##f)
-#define F256(p)                                                         \
-    F16(p##0) F16(p##1) F16(p##2) F16(p##3) F16(p##4) F16(p##5)         \
-    F16(p##6) F16(p##7) F16(p##8) F16(p##9) F16(p##a) F16(p##b)         \
-    F16(p##c) F16(p##d) F16(p##e) F16(p##f)
-#define F4096                                                           \
-    F256(0) F256(1) F256(2) F256(3) F256(4) F256(5) F256(6) F256(7)     \
-    F256(8) F256(9) F256(a) F256(b) F256(c) F256(d) F256(e) F256(f)
-F4096
+/* EACH4096(M) is M(000) M(001) ... M(fff): M applied to the 4096 names. */
+#define EACH16(M, p)                                                    \
+    M(p##0) M(p##1) M(p##2) M(p##3) M(p##4) M(p##5) M(p##6) M(p##7)     \
+    M(p##8) M(p##9) M(p##a) M(p##b) M(p##c) M(p##d) M(p##e) M(p##f)
+#define EACH256(M, p)                                                   \
+    EACH16(M, p##0) EACH16(M, p##1) EACH16(M, p##2) EACH16(M, p##3)     \
+    EACH16(M, p##4) EACH16(M, p##5) EACH16(M, p##6) EACH16(M, p##7)     \
+    EACH16(M, p##8) EACH16(M, p##9) EACH16(M, p##a) EACH16(M, p##b)     \
+    EACH16(M, p##c) EACH16(M, p##d) EACH16(M, p##e) EACH16(M, p##f)
+#define EACH4096(M)                                                     \
+    EACH256(M, 0) EACH256(M, 1) EACH256(M, 2) EACH256(M, 3)             \
+    EACH256(M, 4) EACH256(M, 5) EACH256(M, 6) EACH256(M, 7)             \
+    EACH256(M, 8) EACH256(M, 9) EACH256(M, a) EACH256(M, b)             \
+    EACH256(M, c) EACH256(M, d) EACH256(M, e) EACH256(M, f)
+
+EACH4096(F)
 
 #define P(n) f##n,
-#define P16(p)                                                          \
-    P(p##0) P(p##1) P(p##2) P(p##3) P(p##4) P(p##5) P(p##6) P(p##7)     \
-    P(p##8) P(p##9) P(p##a) P(p##b) P(p##c) P(p##d) P(p##e) P(p##f)
-#define P256(p)                                                         \
-    P16(p##0) P16(p##1) P16(p##2) P16(p##3) P16(p##4) P16(p##5)         \
-    P16(p##6) P16(p##7) P16(p##8) P16(p##9) P16(p##a) P16(p##b)         \
-    P16(p##c) P16(p##d) P16(p##e) P16(p##f)
-
-static uint64_t (*const funcs[NFUNCS])(uint64_t) = {
-    P256(0) P256(1) P256(2) P256(3) P256(4) P256(5) P256(6) P256(7)
-    P256(8) P256(9) P256(a) P256(b) P256(c) P256(d) P256(e) P256(f)
-};
+static uint64_t (*const funcs[NFUNCS])(uint64_t) = { EACH4096(P) };
 
 struct worker {
     pthread_t tid;
@@ -109,14 +105,13 @@ static void *run(void *arg)
 
 int main(int argc, char **argv)
 {
-    long n = argc > 1 ? strtol(argv[1], NULL, 0) : 16;
-    long f = argc > 2 ? strtol(argv[2], NULL, 0) : NFUNCS;
-    long r = argc > 3 ? strtol(argv[3], NULL, 0) : 4;
-    long wave = argc > 4 ? strtol(argv[4], NULL, 0) : 16;
+    unsigned long n, f, r, wave;
     uint64_t total = 0;
 
-    if (n < 1 || n > MAX_THREADS || f < 1 || f > NFUNCS || r < 0 ||
-        wave < 1) {
+    if (!guest_arg(argc, argv, 1, 16, 1, MAX_THREADS, &n) ||
+        !guest_arg(argc, argv, 2, NFUNCS, 1, NFUNCS, &f) ||
+        !guest_arg(argc, argv, 3, 4, 0, LONG_MAX, &r) ||
+        !guest_arg(argc, argv, 4, 16, 1, LONG_MAX, &wave)) {
         fprintf(stderr, "usage: waves THREADS(1..%d) [FUNCS(1..%d)] "
                 "[ROUNDS] [WAVE]\n", MAX_THREADS, NFUNCS);
         return 1;
@@ -124,10 +119,9 @@ int main(int argc, char **argv)
     nthreads = (unsigned)n;
     nfuncs = (unsigned)f;
     rounds = (unsigned)r;
-    for (long t = 0; t < n; t++) {
+    for (unsigned long t = 0; t < n; t++) {
         workers[t].index = (unsigned)t;
-        if (pthread_create(&workers[t].tid, NULL, run, &workers[t]) != 0) {
-            perror("pthread_create");
+        if (!guest_start(&workers[t].tid, run, &workers[t])) {
             return 1;
         }
         /* A wave is complete: let it work before the next one comes. */
@@ -141,11 +135,11 @@ int main(int argc, char **argv)
             pthread_mutex_unlock(&lock);
         }
     }
-    for (long t = 0; t < n; t++) {
+    for (unsigned long t = 0; t < n; t++) {
         pthread_join(workers[t].tid, NULL);
         total ^= workers[t].sum * (uint64_t)(t + 1);
     }
-    printf("waves threads=%ld funcs=%ld rounds=%ld wave=%ld checksum=%016llx\n",
+    printf("waves threads=%lu funcs=%lu rounds=%lu wave=%lu checksum=%016llx\n",
            n, f, r, wave, (unsigned long long)total);
     return 0;
 }
