@@ -452,14 +452,10 @@ void qemu_plugin_add_dyn_cb_arr(GArray *arr)
 
     h = g_malloc0(sizeof(*h) + arr->len * sizeof(h->rec[0]));
     h->arr = arr;
-    h->list = qpd_dyn_new(qpd_q);
-    if (h->list == NULL) {
-        core_failed("memory callback list", -errno);
-    }
+    h->list = mem_list_new();
     for (i = 0; i < arr->len; i++) {
         struct qemu_plugin_dyn_cb *cb =
             &g_array_index(arr, struct qemu_plugin_dyn_cb, i);
-        int err;
 
         switch (cb->type) {
         case PLUGIN_CB_MEM_REGULAR:
@@ -468,23 +464,19 @@ void qemu_plugin_add_dyn_cb_arr(GArray *arr)
                 .userp = cb->regular.userp,
                 .flags = cb_flags_of(cb->regular.info->flags),
             };
-            err = qpd_dyn_add_mem_cb(h->list, tramp_mem,
-                                     (enum qpd_mem_rw)cb->regular.rw,
-                                     &h->rec[nrec++]);
+            mem_list_add_cb(h->list, cb->regular.rw, tramp_mem,
+                            &h->rec[nrec++]);
             break;
         case PLUGIN_CB_INLINE_ADD_U64:
         case PLUGIN_CB_INLINE_STORE_U64:
-            err = qpd_dyn_add_mem_inline(
-                h->list, (enum qpd_mem_rw)cb->inline_insn.rw,
-                cb->type == PLUGIN_CB_INLINE_ADD_U64 ? QPD_OP_ADD_U64
-                                                     : QPD_OP_STORE_U64,
-                u64_of(cb->inline_insn.entry), cb->inline_insn.imm);
+            mem_list_add_inline(h->list, cb->inline_insn.rw,
+                                cb->type == PLUGIN_CB_INLINE_ADD_U64
+                                ? QPD_OP_ADD_U64 : QPD_OP_STORE_U64,
+                                u64_of(cb->inline_insn.entry),
+                                cb->inline_insn.imm);
             break;
         default:
             g_assert_not_reached();
-        }
-        if (err) {
-            core_failed("memory callback list", err);
         }
     }
     g_array_set_size(arr, 1);

@@ -2,9 +2,9 @@
  * plugins/core.c for QEMU 9.0.2, backed by libqpd.
  *
  * What this file shares with QEMU 10.x (ids, trampolines, registration,
- * reset and uninstall, system calls, exit, fork) is in
- * qemu/adapter/common.c.inc, installed next to it as
- * plugins/qpd-common.c.inc.  Below is what only 9.0.2 has.
+ * reset and uninstall, the steps of building a run-time memory list,
+ * system calls, exit, fork) is in qemu/adapter/common.c.inc, installed
+ * next to it as plugins/qpd-common.c.inc.  Below is what only 9.0.2 has.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  *
@@ -224,35 +224,26 @@ void plugin_register_vcpu_mem_cb(GArray **arr,
  */
 void *qemu_plugin_add_dyn_cb_arr(GArray *arr)
 {
-    struct qpd_dyn *list = qpd_dyn_new(qpd_q);
+    struct qpd_dyn *list = mem_list_new();
     guint i;
 
-    if (list == NULL) {
-        core_failed("memory callback list", -errno);
-    }
     for (i = 0; i < arr->len; i++) {
         struct qemu_plugin_dyn_cb *cb =
             &g_array_index(arr, struct qemu_plugin_dyn_cb, i);
-        int err;
 
         switch (cb->type) {
         case PLUGIN_CB_REGULAR:
-            err = qpd_dyn_add_mem_cb(list, cb->f.vcpu_mem,
-                                     (enum qpd_mem_rw)cb->rw, cb->userp);
+            mem_list_add_cb(list, cb->rw, cb->f.vcpu_mem, cb->userp);
             break;
         case PLUGIN_CB_INLINE:
             /* QEMU 9.0's only inline op. */
             g_assert(cb->inline_insn.op == QEMU_PLUGIN_INLINE_ADD_U64);
-            err = qpd_dyn_add_mem_inline(list, (enum qpd_mem_rw)cb->rw,
-                                         QPD_OP_ADD_U64,
-                                         u64_of(cb->inline_insn.entry),
-                                         cb->inline_insn.imm);
+            mem_list_add_inline(list, cb->rw, QPD_OP_ADD_U64,
+                                u64_of(cb->inline_insn.entry),
+                                cb->inline_insn.imm);
             break;
         default:
             g_assert_not_reached();
-        }
-        if (err) {
-            core_failed("memory callback list", err);
         }
     }
     g_array_free(arr, true);
