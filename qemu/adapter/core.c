@@ -288,17 +288,30 @@ void plugin_register_inline_op_on_entry(GArray **arr,
     cb->inline_insn.imm = imm;
 }
 
+/*
+ * Appends a record of @type that calls @fn with @udata as TCG call @info,
+ * and returns its regular part.
+ */
+static struct qemu_plugin_regular_cb *
+dyn_cb_regular(GArray **arr, enum plugin_dyn_cb_type type, void *fn,
+               void *udata, TCGHelperInfo *info)
+{
+    struct qemu_plugin_dyn_cb *d = dyn_cb_new(arr);
+
+    d->type = type;
+    d->regular.f.generic = fn;
+    d->regular.userp = udata;
+    d->regular.info = info;
+    return &d->regular;
+}
+
 void plugin_register_dyn_cb__udata(GArray **arr,
                                    qemu_plugin_vcpu_udata_cb_t cb,
                                    enum qemu_plugin_cb_flags flags,
                                    void *udata)
 {
-    struct qemu_plugin_dyn_cb *d = dyn_cb_new(arr);
-
-    d->type = PLUGIN_CB_REGULAR;
-    d->regular.f.vcpu_udata = cb;
-    d->regular.userp = udata;
-    d->regular.info = call_info(udata_call_info, flags);
+    dyn_cb_regular(arr, PLUGIN_CB_REGULAR, cb, udata,
+                   call_info(udata_call_info, flags));
 }
 
 void plugin_register_dyn_cond_cb__udata(GArray **arr,
@@ -326,13 +339,8 @@ void plugin_register_vcpu_mem_cb(GArray **arr,
                                  enum qemu_plugin_mem_rw rw,
                                  void *udata)
 {
-    struct qemu_plugin_dyn_cb *d = dyn_cb_new(arr);
-
-    d->type = PLUGIN_CB_MEM_REGULAR;
-    d->regular.f.vcpu_mem = cb;
-    d->regular.userp = udata;
-    d->regular.rw = rw;
-    d->regular.info = call_info(mem_call_info, flags);
+    dyn_cb_regular(arr, PLUGIN_CB_MEM_REGULAR, cb, udata,
+                   call_info(mem_call_info, flags))->rw = rw;
 }
 
 /* ------------------------------------------------------------------ */
