@@ -155,8 +155,8 @@ RESET = [
     Case("libreset (QEMU's reset.c), threads=16", P["reset"], "guest-threads",
          (16, 20000000), tags=_t("user", "reset")),
     Case("libplugin-reset, syscalls=300, threads=16",
-         Plugin("plugin-reset", "syscalls=300", where="ours"), "guest-threads",
-         (16, 20000000), tags=_t("user", "reset")),
+         Plugin("plugin-reset", "syscalls=300", where="ours", expect=("plugin-reset: PASS",)),
+         "guest-threads", (16, 20000000), tags=_t("user", "reset")),
 ]
 
 # d. a forking guest that starts threads, under every test plugin the two
@@ -171,7 +171,7 @@ def fork_case(plg, full=False):
     label = "no plugin (control)" if plg is None else "lib" + plg.label
     iters = 400000 if full else 100000
     return Case("%s, iterations=%d" % (label, iters), plg, "fork-threads", (3, 4, iters),
-                tags=_t("user", "fork"))
+                tags=_t("user", "fork"), also_expect=("fork-threads: PASS",))
 
 
 # ---------------------------------------------------------------- bench
