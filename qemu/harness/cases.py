@@ -97,10 +97,10 @@ P = {p.label: p for p in (
            "its 16 KiB regions"),
     Plugin("mem", "callback=on,inline=on"),
     Plugin("mem", "inline=on,callback=off"),
-    Plugin("syscall", expect=("syscall no.",)),
+    Plugin("syscall", expect=("syscall no.",), normaliser="syscall"),
     Plugin("discons", upstream_failure="10.2's discons aborts on the first PC mismatch "
-           "(an interrupt, under a second into a boot)"),
-    Plugin("discons", "abort=off"),
+           "(an interrupt, under a second into a boot)", normaliser="discons"),
+    Plugin("discons", "abort=off", normaliser="discons"),
     Plugin("patch", "target=48b84749524f5f445051,patch=48b8435441505f445051",
            expect=("Success!", "patch-target=patched")),
     Plugin("patch", "use_hwaddr=false,target=0f0b,patch=0f0b"),   # ud2: never run

@@ -1,0 +1,82 @@
+"""Per-plugin output normalisers: what makes two runs' plugin outputs
+comparable.
+
+Under MTTCG the counts a plugin prints change from run to run, and so
+does the order in which vCPUs print; what an upstream and a qpd build
+must agree on is which lines there are. A normaliser turns a plugin's
+output into its sorted set of distinct lines, with what may legitimately
+vary taken out:
+
+  shape    (the default) every number -- decimal, hex with or without
+           0x -- replaced by N, vCPU indices ("cpu 1", "CPU1", "VCPU 1")
+           kept as <1>
+  syscall  shape, but syscall.c's statistics keep their syscall numbers
+           and lose their column padding (it follows the counts' widths:
+           "202          13     0" against "202          5      0")
+  discons  shape without vCPU indices: discons.c (10.2) reports a PC
+           mismatch on whichever vCPU an interrupt happened to hit
+
+cases.Plugin.normaliser names a plugin's normaliser; compare() says how
+two outputs differ, in a line.
+"""
+import re
+
+# A vCPU index (groups 1-2), or any other number, hex included.
+_NUMBER = re.compile(r"((?i:v?cpu) ?)(\d+)|\b(?:0x)?[0-9a-fA-F]*[0-9][0-9a-fA-F]*\b", re.ASCII)
+# A row of syscall.c's statistics: number, calls, errors.
+_SYSCALL_ROW = re.compile(r"^(-?\d+) +(\d+) +(\d+)$")
+
+
+def _line_shape(line, cpus=True):
+    """LINE with its numbers replaced by N and, if CPUS, its vCPU indices kept."""
+    def sub(m):
+        if m.group(2) is None:
+            return "N"
+        return m.group(1) + ("<%s>" % m.group(2) if cpus else "N")
+    return _NUMBER.sub(sub, line)
+
+
+def shape(text):
+    """The distinct lines of TEXT, numbers as N and vCPU indices kept."""
+    return sorted({_line_shape(l) for l in text.splitlines()})
+
+
+def syscall(text):
+    """shape, with syscall.c's rows as "syscall <NR>: N calls, N errors"
+    and runs of spaces collapsed."""
+    out = set()
+    for line in text.splitlines():
+        m = _SYSCALL_ROW.match(line.strip())
+        out.add("syscall <%s>: N calls, N errors" % m.group(1) if m
+                else " ".join(_line_shape(line).split()))
+    return sorted(out)
+
+
+def discons(text):
+    """shape with vCPU indices replaced by N too."""
+    return sorted({_line_shape(l, cpus=False) for l in text.splitlines()})
+
+
+NORMALISERS = {"shape": shape, "syscall": syscall, "discons": discons}
+
+
+def normaliser(name):
+    """The normaliser called NAME (see the module's docstring)."""
+    try:
+        return NORMALISERS[name]
+    except KeyError:
+        raise ValueError("no normaliser %r (have: %s)" % (name, ", ".join(NORMALISERS)))
+
+
+def compare(a, b, name="shape", labels=("upstream", "qpd")):
+    """None when outputs A and B normalise alike under NAME, else the
+    first differing line and which of LABELS has it."""
+    norm = normaliser(name)
+    na, nb = set(norm(a)), set(norm(b))
+    diff = sorted((line, labels[0]) for line in na - nb)
+    diff += sorted((line, labels[1]) for line in nb - na)
+    if not diff:
+        return None
+    line, who = min(diff)
+    more = " (+%d more)" % (len(diff) - 1) if len(diff) > 1 else ""
+    return "only %s's output has %r%s" % (who, line[:100], more)
