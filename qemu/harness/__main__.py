@@ -13,7 +13,7 @@ MODE
              --update, --repeat N, --only REGEX, --tolerance PCT, --json FILE
   build      deps, source and the two builds only
   check-tcg, boot, user
-             one phase of check
+             one phase of check; boot's option: --only REGEX (case names)
 --qemu VER|SUITE  QEMU from Debian's source packages: a version (10.2 =
              newest 10.2.x; 10.0.13; 1:10.2.2+ds-1) or a suite (trixie,
              sid, forky). Default: trixie's (10.0.x).
@@ -58,7 +58,7 @@ MODES = {"check": ["check-tcg", "boot", "user", "perf"], "bench": ["bench"],
          "gate": ["gate"], "build": [], "check-tcg": ["check-tcg"], "boot": ["boot"],
          "user": ["user"]}
 # Options a mode passes on to its phase.
-PASS_ON = {"bench", "gate"}
+PASS_ON = {"bench", "gate", "boot"}
 
 
 def lock(cache):

@@ -57,6 +57,7 @@ TOTALS = ("Total: ", "total insns: ", "mem accesses: ", "tb: ", "insn: ", "mem: 
 
 
 def _log(msg):
+    """Progress on stderr, as the boot phase."""
     log(msg, "boot")
 
 
@@ -222,6 +223,7 @@ def command(build, image, serial, plugin=None, plugin_log=None, iters=1000000):
 
 
 def _read(path):
+    """The text of file PATH, "" when there is none."""
     try:
         with open(path, errors="replace") as f:
             return f.read()
