@@ -76,16 +76,17 @@ class Run:
         return self.ended() + (": " + msg[:160] if msg else "")
 
 
-def run(argv, out, timeout, env=None, cwd=None, stdin=subprocess.DEVNULL):
-    """Run ARGV with stdout and stderr to the file OUT, at most TIMEOUT
-    seconds (then SIGTERM to its process group, SIGKILL 10 s later)."""
+def run(argv, out, timeout, env=None, cwd=None, stdin=subprocess.DEVNULL, stdout=None):
+    """Run ARGV with stdout (unless STDOUT says where) and stderr to the
+    file OUT, at most TIMEOUT seconds (then SIGTERM to its process group,
+    SIGKILL 10 s later)."""
     argv = [str(a) for a in argv]
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     t0 = time.monotonic()
     with open(out, "w") as f:
         f.write("$ %s\n" % shlex.join(argv))
         f.flush()
-        p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, stdin=stdin,
+        p = subprocess.Popen(argv, stdout=f if stdout is None else stdout, stderr=f, stdin=stdin,
                              env=env, cwd=cwd, start_new_session=True)
         try:
             rc = p.wait(timeout=timeout)
