@@ -321,7 +321,7 @@ def run(ctx, argv):
     baseline = {w: e for w, e in old["workloads"].items()
                 if not args.only or re.search(args.only, w)}
     title = "qemu-gate: QEMU %s, instructions under callgrind against %s%s" % (
-        ctx.version, os.path.relpath(path, REPO),
+        ctx.version, os.path.basename(path),
         " (--update: rewritten with these counts)" if args.update else "")
     table = Table("gate", title, COLUMNS,
                   notes=[] if args.update else notes(doc, old, baseline))
