@@ -22,9 +22,10 @@ KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 SRC_SUITES = os.environ.get("QPD_SRC_SUITES", "trixie sid").split()
 MESON_MIN = "1.5"
 
-# What the harness needs on a Debian 12 host: QEMU's build, the guests
-# (static glibc is in libc6-dev), the boot's initramfs, gdb for the flush
-# counter, hyperfine and valgrind for bench and gate, and the firmware
+# What the harness needs on a Debian 12 host: QEMU's build (xz-utils for
+# the source's tarballs), the guests (static glibc is in libc6-dev), gdb
+# for the flush counter, hyperfine, gnuplot and valgrind for bench and
+# gate, and the firmware
 # Debian's "+ds" source lacks (SeaBIOS; pvh.bin, linuxboot_dma.bin and
 # kvmvapic.bin from qemu-system-data; the iPXE ROMs that go with them).
 HOST_PKGS = [
@@ -33,7 +34,7 @@ HOST_PKGS = [
     "bison", "device-tree-compiler", "ccache", "libck-dev", "libjemalloc-dev",
     "libnuma-dev", "gdb", "hyperfine", "dpkg-dev", "rsync", "xz-utils",
     "debian-archive-keyring", "seabios", "qemu-system-data", "ipxe-qemu",
-    "gcc", "libc6-dev", "cpio", "gzip", "valgrind", "gnuplot-nox",
+    "gcc", "libc6-dev", "valgrind", "gnuplot-nox",
 ]
 BACKPORTS_PKGS = ["meson", "python3-pycotap"]
 
