@@ -102,9 +102,6 @@ class Build:
                 "-plugin", self.plugin_arg(plugin, ours_dir)]
         return argv + [guest] + [str(a) for a in args]
 
-    def run(self, argv, out, timeout, **kw):
-        return run(argv, out, timeout, **kw)
-
     def check(self, mode="user"):
         """HarnessError unless this build has the emulator and test plugins."""
         if not os.access(self.qemu(mode), os.X_OK):

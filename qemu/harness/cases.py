@@ -8,6 +8,7 @@ that say which phases and which sets (CI's reduced one, the full one)
 run it. The boot check, the user-mode checks, qemu-bench and qemu-gate
 all pick their cases from the lists below; nothing else declares one.
 """
+import re
 from dataclasses import dataclass, field, replace
 
 
@@ -66,9 +67,11 @@ class Case:
         return self.plugin.upstream_failure if self.plugin else None
 
 
-def tagged(cases, *tags):
-    """The cases carrying every one of TAGS."""
-    return [c for c in cases if set(tags) <= c.tags]
+def select(cases, everything=False, only=None):
+    """The cases of CASES in CI's set ("ci"), or all of them when
+    EVERYTHING; with ONLY, those whose name matches that regex."""
+    return [c for c in cases if (everything or "ci" in c.tags)
+            and (not only or re.search(only, c.name))]
 
 
 def _t(*tags):
@@ -105,10 +108,6 @@ P = {p.label: p for p in (
            expect=("Success!", "patch-target=patched")),
     Plugin("patch", "use_hwaddr=false,target=0f0b,patch=0f0b"),   # ud2: never run
 )}
-
-
-def plugin(label):
-    return P[label]
 
 
 # ------------------------------------------------------------------ boot

@@ -134,8 +134,12 @@ class Cases(unittest.TestCase):
             self.assertLessEqual(base, names, minor)
 
     def test_ci_sets_not_empty(self):
-        self.assertTrue(cases.tagged(cases.BOOT, "ci"))
-        self.assertTrue(cases.tagged(cases.bench_cases(2), "ci"))
+        ci = cases.select(cases.BOOT)
+        self.assertTrue(ci)
+        self.assertLess(len(ci), len(cases.select(cases.BOOT, everything=True)))
+        self.assertEqual([c.name for c in cases.select(cases.BOOT, True, "^bb")],
+                         ["bb inline=on", "bb inline=on,idle=on", "bb"])
+        self.assertTrue(cases.select(cases.bench_cases(2)))
         self.assertEqual(cases.BOOT[0].expect, ("patch-target=original",))
 
 

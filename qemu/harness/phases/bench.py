@@ -44,7 +44,6 @@ OUT/qemu-bench-VERSION.logs). Writes OUT/qemu-bench-VERSION.md, .json and
 import argparse
 import json
 import os
-import re
 import shlex
 import shutil
 import statistics
@@ -291,9 +290,7 @@ def run(ctx, argv):
     args = parse_args(argv)
     if not shutil.which("hyperfine"):
         raise HarnessError("hyperfine is required (apt-get install hyperfine)")
-    selected = [c for c in cases.bench_cases(NPROC)
-                if (args.set == "all" or "ci" in c.tags)
-                and (not args.only or re.search(args.only, c.name))]
+    selected = cases.select(cases.bench_cases(NPROC), args.set == "all", args.only)
     if not selected:
         raise HarnessError("no workload selected")
     logdir = args.logdir or os.path.join(args.out, "qemu-bench-%s.logs" % ctx.version)

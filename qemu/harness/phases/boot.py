@@ -309,8 +309,7 @@ def run(ctx, argv):
     args = ap.parse_args(argv)
     timeout = int(os.environ.get("QPD_BOOT_TIMEOUT", "300"))
     iters = int(os.environ.get("QPD_BOOT_ITERS", "1000000"))
-    selected = [c for c in cases.BOOT if (ctx.full or "ci" in c.tags)
-                and (not args.only or re.search(args.only, c.name))]
+    selected = cases.select(cases.BOOT, ctx.full, args.only)
     if not selected:
         raise HarnessError("no boot case selected")
     for b in (ctx.upstream, ctx.qpd):
