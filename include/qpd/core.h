@@ -92,9 +92,8 @@ struct qpd_config {
 	void (*on_error)(int err, const char *func, void *opaque);
 	void *opaque;
 	/*
-	 * Slot alignment: 0 means 64; 128 suits adjacent-line prefetchers.
-	 * (All scoreboards of a vCPU share QPD_SB_REGION bytes; max_vcpus + 1
-	 * regions of address space are reserved, not committed.)
+	 * Alignment of each scoreboard's slot: 0 means 8 (packed like an
+	 * array; one vCPU's slots never share a line with another's anyway).
 	 */
 	unsigned slot_align;
 };
@@ -114,6 +113,11 @@ struct qpd_stats {
 	uint64_t n_vcpus_online;           /* vCPUs between init and exit */
 	uint64_t n_vcpus;                  /* qpd_num_vcpus() */
 	uint64_t n_errors;                 /* slow-path calls that failed */
+	uint64_t n_scoreboards;            /* live scoreboards */
+	uint64_t n_sb_arenas;              /* scoreboard arenas mapped */
+	uint64_t sb_capacity;              /* vCPU indices with slots */
+	uint64_t n_sb_grown;               /* arenas grown in place */
+	uint64_t n_sb_moved;               /* arenas moved: the fallback */
 };
 
 /*

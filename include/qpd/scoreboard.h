@@ -1,13 +1,16 @@
 /*
- * qpd/scoreboard.h - per-vCPU scoreboards whose slots never move.
+ * qpd/scoreboard.h - per-vCPU scoreboards whose slots do not move.
  *
  * A scoreboard gives every vCPU a zero-initialised slot of elem_size bytes.
- * The slot of vCPU v is at base + v * QPD_SB_REGION for the scoreboard's
- * whole life, whatever vCPUs are added, so translated code may embed base
- * and the constant stride.  Slots of different vCPUs never share a cache
- * line (they live in different pages), and a vCPU's slots sit on its NUMA
- * node.  The descriptor itself sits one region below vCPU 0's slot, so a
- * slot's address is computed from the handle with no memory load.
+ * The slot of vCPU v is at base + v * stride: base and stride are fixed
+ * while vCPUs come and go, so translated code may embed them.  Slots of
+ * different vCPUs never share a cache line (they live in different pages),
+ * and a vCPU's slots sit on its NUMA node.  Any number of scoreboards of any
+ * element size may exist; the vCPU indices that have slots grow on demand,
+ * in place.  Only when the address space right after a group of slots is
+ * taken do they have to move (qpd_scoreboard_reserve() with may_move), which
+ * the embedder does with every slot user stopped, as QEMU does for every
+ * growth; qpd_stats counts those moves.
  *
  * The inline accessors take no lock and make no atomic read-modify-write:
  * each slot has one writer, its vCPU's thread, and readers use ck_pr loads.
@@ -21,20 +24,33 @@
 extern "C" {
 #endif
 
-/* Bytes from one vCPU's slots to the next's: a compile-time constant. */
-#define QPD_SB_REGION_SHIFT 20
-#define QPD_SB_REGION ((size_t)1 << QPD_SB_REGION_SHIFT)
+/*
+ * Bytes from one vCPU's slots to the next's in an arena of small columns
+ * (at least a page); an element larger than that gets an arena whose stride
+ * is its size rounded up to a page.
+ */
+#define QPD_SB_REGION ((size_t)16 * 1024)
 
 /*
- * Lives in the arena, at (char *)base - QPD_SB_REGION.  max_vcpus is read
- * by the inline accessors; the rest is informative or private.
+ * The largest index * stride product qpd hands out: translators (QEMU's
+ * plugin-gen) compute a slot's offset as a signed 32-bit product.
+ */
+#define QPD_SB_SPAN_MAX ((size_t)1 << 31)
+
+struct qpd_sb_arena;
+
+/*
+ * A scoreboard's descriptor.  base, stride and max_vcpus are read by the
+ * inline accessors; they change only in qpd_scoreboard_reserve() with
+ * may_move, while no thread uses a slot.  The rest is private.
  */
 struct qpd_scoreboard {
 	char *base;          /* vCPU 0's slot */
-	size_t stride;       /* QPD_SB_REGION */
-	unsigned max_vcpus;
-	unsigned elem_size;
+	size_t stride;       /* bytes between consecutive vCPUs' slots */
+	unsigned max_vcpus;  /* vCPU indices below this have a slot */
+	size_t elem_size;
 	struct qpd *q;
+	struct qpd_sb_arena *arena;
 	size_t col_off;      /* offset of the slot in every vCPU region */
 	size_t col_size;     /* elem_size rounded up to the slot alignment */
 	ck_epoch_entry_t retire;
@@ -51,11 +67,14 @@ typedef struct {
 	size_t offset;
 } qpd_u64;
 
-#define QPD_SCOREBOARD_MAX_ELEM (64u * 1024u)
+/* The largest element: a slot must fit a region whose index span fits. */
+#define QPD_SCOREBOARD_MAX_ELEM (QPD_SB_SPAN_MAX / 2)
 
 /*
- * Creates a scoreboard of elem_size (1 .. 64 KiB) bytes per vCPU, zeroed;
- * never stops running vCPUs.  NULL with errno EINVAL or ENOMEM on failure.
+ * Creates a scoreboard of elem_size (1 .. QPD_SCOREBOARD_MAX_ELEM) bytes
+ * per vCPU, zeroed, with slots for every index below
+ * qpd_scoreboard_capacity(); never stops running vCPUs and never moves
+ * another scoreboard's slots.  NULL with errno EINVAL or ENOMEM on failure.
  */
 struct qpd_scoreboard *qpd_scoreboard_new(struct qpd *q, size_t elem_size);
 
@@ -69,22 +88,43 @@ int qpd_scoreboard_free(struct qpd *q, struct qpd_scoreboard *sb);
 
 /*
  * Changes whenever the set of slots changes (scoreboard created or freed,
- * vCPU index first initialised); the address of an existing slot never does.
+ * vCPU index first initialised, slots moved).
  */
 uint64_t qpd_scoreboard_generation(const struct qpd_scoreboard *sb);
 
-/* Address of vCPU vcpu's slot, stable until sb is freed; NULL past max. */
+/*
+ * vCPU indices below the returned value have a slot in every scoreboard,
+ * present and future; it only grows.  0 for NULL.
+ */
+unsigned qpd_scoreboard_capacity(struct qpd *q);
+
+/*
+ * Gives every vCPU index below n a slot in every scoreboard.  Without
+ * may_move no slot moves: -EAGAIN if that cannot be done in place (nothing
+ * changed that a slot user could see).  With may_move, slots that cannot
+ * grow in place move: the caller guarantees that no thread reads or writes
+ * a slot or keeps its address meanwhile (QEMU: every vCPU stopped,
+ * translated code flushed after).  Returns 0 when nothing moved, 1 when
+ * something did; -EINVAL (NULL, or n past max_vcpus), -E2BIG (an element
+ * too large for n indices under QPD_SB_SPAN_MAX), -ENOMEM.
+ */
+int qpd_scoreboard_reserve(struct qpd *q, unsigned n, bool may_move);
+
+/*
+ * Address of vCPU vcpu's slot, stable until sb is freed or moved; grows
+ * the slots in place if needed; NULL if vcpu gets no slot that way.
+ */
 void *qpd_scoreboard_find(struct qpd_scoreboard *sb, unsigned vcpu);
 
 /*
- * Address of e's counter for vcpu, computed from the handle alone; vcpu
+ * Address of e's counter for vcpu, from the descriptor's cache line; vcpu
  * must be below max_vcpus.
  */
 static inline uint64_t *
 qpd_u64_slot(qpd_u64 e, unsigned vcpu)
 {
-	return (uint64_t *)(void *)((char *)e.score + e.offset +
-				    (((size_t)vcpu + 1) << QPD_SB_REGION_SHIFT));
+	return (uint64_t *)(void *)(e.score->base + e.offset +
+				    (size_t)vcpu * e.score->stride);
 }
 
 /*
@@ -96,7 +136,7 @@ qpd_inline_add_u64(qpd_u64 e, unsigned vcpu, uint64_t imm)
 {
 	uint64_t *p;
 
-	if (vcpu >= e.score->max_vcpus)
+	if (vcpu >= ck_pr_load_uint(&e.score->max_vcpus))
 		return;
 	p = qpd_u64_slot(e, vcpu);
 	/* Single writer: a plain add, stored with ck_pr for racing readers. */
@@ -114,7 +154,7 @@ qpd_u64_add(qpd_u64 e, unsigned vcpu, uint64_t v)
 static inline void
 qpd_u64_set(qpd_u64 e, unsigned vcpu, uint64_t v)
 {
-	if (vcpu < e.score->max_vcpus)
+	if (vcpu < ck_pr_load_uint(&e.score->max_vcpus))
 		ck_pr_store_64(qpd_u64_slot(e, vcpu), v);
 }
 
@@ -122,7 +162,7 @@ qpd_u64_set(qpd_u64 e, unsigned vcpu, uint64_t v)
 static inline uint64_t
 qpd_u64_get(qpd_u64 e, unsigned vcpu)
 {
-	return vcpu < e.score->max_vcpus ? ck_pr_load_64(qpd_u64_slot(e, vcpu))
+	return vcpu < ck_pr_load_uint(&e.score->max_vcpus) ? ck_pr_load_64(qpd_u64_slot(e, vcpu))
 					 : 0;
 }
 

@@ -104,7 +104,9 @@ qpd_vcpu_quiescent(struct qpd *q, unsigned vcpu)
 /*
  * Brings vCPU `vcpu` online and runs the VCPU_INIT callbacks on the calling
  * thread, which becomes the vCPU thread.  -EINVAL past max_vcpus, -EEXIST if
- * online, -ENOMEM.  Never stops running vCPUs.
+ * online, -ENOMEM, -EAGAIN (nothing changed) if the index's scoreboard
+ * slots could only be had by moving slots: call qpd_scoreboard_reserve()
+ * with may_move first.  Never stops running vCPUs.
  */
 int qpd_vcpu_init(struct qpd *q, unsigned vcpu);
 

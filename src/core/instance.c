@@ -330,7 +330,6 @@ qpd_free(struct qpd *q)
 	reclaimer_stop(q);
 	/* No record is active any more (precondition): run every entry. */
 	pthread_mutex_lock(&q->lock);
-	/* Scoreboard descriptors live in the arena, unmapped below. */
 	qpd__dyn_retire_all_locked(q);
 	ck_epoch_reclaim(&q->wrec);
 	ready = q->ready;
@@ -341,8 +340,8 @@ qpd_free(struct qpd *q)
 	qpd__free_arrays(q);
 	qpd__plugins_destroy(q);
 	ck_hs_destroy(&q->live_dyn);
+	qpd__arena_destroy(q); /* frees the live descriptors it finds */
 	ck_hs_destroy(&q->live_sb);
-	qpd__arena_destroy(q);
 	qpd__vcpus_destroy(q);
 	for (e = CK_STACK_FIRST(&q->guests); e != NULL; e = next) {
 		next = CK_STACK_NEXT(e);
@@ -441,6 +440,11 @@ qpd_stats_get(struct qpd *q, struct qpd_stats *st)
 	st->n_vcpus_online = q->n_online;
 	st->n_vcpus = q->core.num_vcpus;
 	st->n_errors = ck_pr_load_64(&q->n_errors);
+	st->n_sb_arenas = q->n_sb_arenas;
+	st->n_sb_grown = q->n_sb_grown;
+	st->n_sb_moved = q->n_sb_moved;
+	st->sb_capacity = q->sb_cap;
+	st->n_scoreboards = ck_hs_count(&q->live_sb);
 	pthread_mutex_unlock(&q->lock);
 	return 0;
 }

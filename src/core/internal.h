@@ -46,6 +46,21 @@ struct qpd_extent {
 	size_t off, len;
 };
 
+/*
+ * An arena: `cap` regions of `region` bytes, one per vCPU index; a
+ * scoreboard is a column at the same offset in every region.
+ */
+struct qpd_sb_arena {
+	char *mem;               /* vCPU 0's region */
+	size_t region;           /* a page multiple */
+	unsigned cap;            /* regions mapped */
+	unsigned n_cols;         /* columns taken (live or awaiting grace) */
+	unsigned n_promised;     /* frees awaiting their grace period */
+	struct qpd_extent *free_ext; /* free columns, sorted by offset */
+	unsigned n_free_ext, cap_free_ext;
+	struct qpd_sb_arena *next;
+};
+
 CK_STACK_CONTAINER(struct qpd_guest, link, ck_stack_entry_container_guest)
 
 struct qpd {
@@ -71,12 +86,13 @@ struct qpd {
 	ck_stack_t guests;       /* lock-free push, never popped */
 	unsigned atexit_ran;     /* ck_pr_fas: ATEXIT runs once */
 
-	char *arena;             /* descriptors, then one region per vCPU */
+	struct qpd_sb_arena *arenas; /* every arena, newest first */
 	unsigned slot_align;
-	unsigned slot_hwm;       /* regions handed out: [0, hwm) may be dirty */
-	struct qpd_extent *free_ext; /* free columns, sorted by offset */
-	unsigned n_free_ext, cap_free_ext;
-	unsigned n_ext_promised; /* frees awaiting their grace period */
+	unsigned sb_cap;         /* indices every arena has regions for */
+	unsigned slot_hwm;       /* indices handed out: [0, hwm) may be dirty */
+	uint64_t n_sb_grown;     /* capacity raised in place */
+	uint64_t n_sb_moved;     /* capacity raised by moving slots */
+	uint64_t n_sb_arenas;    /* arenas created */
 	ck_hs_t live_sb;         /* live scoreboards */
 	ck_hs_t live_dyn;        /* live dynamic lists */
 	unsigned n_live_dyn;     /* their number; ck_pr loads outside the lock */

@@ -1,37 +1,43 @@
 /*
- * Scoreboards: one reserved arena, one region per vCPU, one column per
- * scoreboard.
+ * Scoreboards: arenas of per-vCPU regions, one column per scoreboard.
  *
- * The layout.  At qpd_new() the instance reserves (MAP_NORESERVE: address
- * space only, pages appear zero-filled on first touch) max_vcpus + 1
- * regions of QPD_SB_REGION (1 MiB) each.  Region 0 holds descriptors; vCPU
- * v owns region v + 1.  A scoreboard is a column: the same offset col_off
- * in every region, as wide as its element rounded up to the slot alignment
- * (and at least as wide as its descriptor, which sits in region 0 of its
- * own column).  So the slot of (scoreboard s, vCPU v) is
- * (char *)s + (v + 1) * QPD_SB_REGION, for every v below max_vcpus, from
- * the scoreboard's creation to its free: the inline add computes it from
- * the handle without loading anything, which keeps it as fast as a bare
- * per-thread counter.
+ * The layout.  An arena is one anonymous mapping of `cap` regions of
+ * `region` bytes, region v belonging to vCPU index v.  A scoreboard is a
+ * column of an arena: the same offset col_off in every region, as wide as
+ * its element rounded up to the slot alignment.  So the slot of (s, v) is
+ * base + v * stride with base = arena + col_off and stride = region, for
+ * every v below the arena's cap.  Small elements share arenas of
+ * QPD_SB_REGION bytes per vCPU, packed as tightly as upstream QEMU packs
+ * them (a region holds one vCPU's slots only, so packing shares no cache
+ * line between vCPUs); an element larger than that gets an arena whose
+ * region is its own size rounded up to a page.  Arenas are added as
+ * scoreboards are created, so their number and size have no limit but
+ * memory; nothing is reserved up front, and untouched pages cost nothing.
  *
- * Why this is safe and never stops anyone.  Nothing ever moves: adding a
- * vCPU touches no existing slot and needs no copy, so no running vCPU and
- * no translated code that embedded base and stride can be invalidated; a
- * concurrent inline add can never be lost to a reallocation (QEMU 9.0 has
- * to stop every vCPU and flush all translated code for that).  Creating a
- * scoreboard only takes a free column under q->lock.  Regions are whole
- * pages, so two vCPUs' slots never share a cache line (nor a page: the
- * adjacent-line prefetcher cannot couple them either), and each region can
- * be bound to its vCPU's NUMA node with mbind().
+ * Growth.  Every arena has regions for every index below q->sb_cap.  A new
+ * vCPU index past it raises the capacity of every arena with mremap(2) in
+ * place: nothing moves, so running vCPUs and translated code that embedded
+ * base and stride are unaffected, and no one is stopped.  To make that the
+ * common case, an arena is mapped at the low end of a free gap of address
+ * space as large as it could ever grow (a probe mapping, released at
+ * once): the kernel hands out addresses top-down, so other mappings fill
+ * that gap last.  Only when the gap has been taken anyway must an arena
+ * move: qpd_scoreboard_reserve() does that only when its caller allows it
+ * (every slot user stopped, as QEMU stops every vCPU for each growth), and
+ * counts it.  The pages move with mremap (no copy); with MREMAP_DONTUNMAP
+ * the old addresses stay mapped, zero-filled, until a grace period has
+ * passed, so a stray reader inside a section does not fault.
  *
- * Freeing.  A freed column is zeroed and returned to the free list only
- * from an epoch callback, after every slice that might still run a dynamic
- * list referring to it has ended.  Zeroing covers every region an index
- * was handed out for (slot_hwm), so every new slot starts zeroed.
+ * Why this is safe.  base and stride change only in a move, which the
+ * caller makes exclusive; max_vcpus only grows, after the memory it
+ * covers is mapped.  Creating a scoreboard takes a free column under
+ * q->lock and never touches another column.
  *
- * Descriptors come from jemalloc (qpd__alloc); the arena is one mmap
- * because it must be page-aligned, placeable per page and larger than any
- * allocator would hand out without committing it.
+ * Freeing.  A freed column is zeroed and returned to its arena's free
+ * list only from an epoch callback, after every slice that might still
+ * run a dynamic list referring to it has ended.  Zeroing covers every
+ * region an index was handed out for (slot_hwm), so every new slot starts
+ * zeroed.  Descriptors come from qpd__alloc (one cache line each).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -47,7 +53,13 @@
 
 #include "../core/internal.h"
 
-#define DEFAULT_SLOT_ALIGN 64u
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
+
+#define DEFAULT_SLOT_ALIGN 8u
+/* Capacity of the first arenas: grown in place from there. */
+#define INITIAL_CAP 64u
 
 static size_t
 page_size(void)
@@ -58,16 +70,58 @@ page_size(void)
 }
 
 static size_t
-arena_size(const struct qpd *q)
+round_up(size_t v, size_t to)
 {
-	return ((size_t)q->core.max_vcpus + 1) << QPD_SB_REGION_SHIFT;
+	return (v + to - 1) / to * to;
 }
 
-/* Region of vCPU vcpu (region 0 holds the descriptors). */
-static char *
-region_of(const struct qpd *q, unsigned vcpu)
+/* Region size for a column of len bytes. */
+static size_t
+region_for(size_t len)
 {
-	return q->arena + (((size_t)vcpu + 1) << QPD_SB_REGION_SHIFT);
+	size_t small = round_up(QPD_SB_REGION, page_size());
+
+	return len <= small ? small : round_up(len, page_size());
+}
+
+/* The most indices an arena of this region may ever hold. */
+static unsigned
+cap_limit(const struct qpd *q, size_t region)
+{
+	size_t n = QPD_SB_SPAN_MAX / region;
+
+	return n < q->core.max_vcpus ? (unsigned)n : q->core.max_vcpus;
+}
+
+/*
+ * Address space left free above an arena's largest size: other mappings
+ * (thread stacks, heaps) fill the gap from its top end meanwhile.
+ */
+#define GAP_SLACK ((size_t)1 << 30)
+
+/*
+ * Maps len bytes, zero-filled, at the low end of a free gap of `room`
+ * bytes plus GAP_SLACK when one can be found (see the essay); MAP_FAILED
+ * on failure.
+ */
+static void *
+map_with_room(size_t len, size_t room)
+{
+	int prot = PROT_READ | PROT_WRITE;
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+	void *probe = MAP_FAILED, *p;
+
+	room += GAP_SLACK;
+	probe = mmap(NULL, room, PROT_NONE, flags, -1, 0);
+	if (probe == MAP_FAILED)
+		return mmap(NULL, len, prot, flags, -1, 0);
+	p = mmap(probe, len, prot, flags | MAP_FIXED, -1, 0);
+	if (p == MAP_FAILED) {
+		munmap(probe, room);
+		return mmap(NULL, len, prot, flags, -1, 0);
+	}
+	munmap((char *)probe + len, room - len);
+	return p;
 }
 
 int
@@ -75,42 +129,74 @@ qpd__arena_init(struct qpd *q)
 {
 	unsigned align = q->cfg.slot_align ? q->cfg.slot_align
 					   : DEFAULT_SLOT_ALIGN;
-	void *p;
 
 	if (align < 8 || align > page_size() || (align & (align - 1)) != 0)
 		return -EINVAL;
-	p = mmap(NULL, arena_size(q), PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED)
-		return -ENOMEM;
-	q->arena = p;
 	q->slot_align = align;
-	q->free_ext = qpd__alloc(sizeof(*q->free_ext) * 4);
-	if (q->free_ext == NULL) {
-		munmap(p, arena_size(q));
-		return -ENOMEM;
-	}
-	q->cap_free_ext = 4;
-	q->n_free_ext = 1;
-	q->free_ext[0].off = 0;
-	q->free_ext[0].len = QPD_SB_REGION;
+	q->sb_cap = q->core.max_vcpus < INITIAL_CAP ? q->core.max_vcpus
+						     : INITIAL_CAP;
 	return 0;
 }
 
+/* Called with no slot user left: frees every arena and descriptor. */
 void
 qpd__arena_destroy(struct qpd *q)
 {
-	if (q->arena != NULL)
-		munmap(q->arena, arena_size(q));
-	qpd__dealloc(q->free_ext);
+	struct qpd_sb_arena *a, *next;
+	ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
+	void *sb;
+
+	while (ck_hs_next(&q->live_sb, &it, &sb))
+		qpd__dealloc(sb);
+	for (a = q->arenas; a != NULL; a = next) {
+		next = a->next;
+		munmap(a->mem, (size_t)a->cap * a->region);
+		qpd__dealloc(a->free_ext);
+		qpd__dealloc(a);
+	}
+	q->arenas = NULL;
+}
+
+static void arena_bind_locked(struct qpd *q, struct qpd_sb_arena *a,
+			      unsigned from);
+
+/* A new arena of `region` bytes per vCPU with q->sb_cap regions. */
+static struct qpd_sb_arena *
+arena_new_locked(struct qpd *q, size_t region)
+{
+	struct qpd_sb_arena *a = qpd__alloc(sizeof(*a));
+	size_t len = (size_t)q->sb_cap * region;
+
+	if (a == NULL)
+		return NULL;
+	a->free_ext = qpd__alloc(sizeof(*a->free_ext) * 4);
+	if (a->free_ext == NULL)
+		goto fail;
+	a->mem = map_with_room(len, (size_t)cap_limit(q, region) * region);
+	if (a->mem == MAP_FAILED)
+		goto fail;
+	a->region = region;
+	a->cap = q->sb_cap;
+	a->cap_free_ext = 4;
+	a->n_free_ext = 1;
+	a->free_ext[0] = (struct qpd_extent){ .off = 0, .len = region };
+	a->next = q->arenas;
+	q->arenas = a;
+	q->n_sb_arenas++;
+	arena_bind_locked(q, a, 0);
+	return a;
+fail:
+	qpd__dealloc(a->free_ext);
+	qpd__dealloc(a);
+	return NULL;
 }
 
 /* First fit; returns the column offset or (size_t)-1 when full. */
 static size_t
-column_take_locked(struct qpd *q, size_t len)
+column_take(struct qpd_sb_arena *a, size_t len)
 {
-	for (unsigned i = 0; i < q->n_free_ext; i++) {
-		struct qpd_extent *x = &q->free_ext[i];
+	for (unsigned i = 0; i < a->n_free_ext; i++) {
+		struct qpd_extent *x = &a->free_ext[i];
 		size_t off = x->off;
 
 		if (x->len < len)
@@ -118,59 +204,62 @@ column_take_locked(struct qpd *q, size_t len)
 		x->off += len;
 		x->len -= len;
 		if (x->len == 0) {
-			memmove(x, x + 1, (q->n_free_ext - i - 1) * sizeof(*x));
-			q->n_free_ext--;
+			memmove(x, x + 1, (a->n_free_ext - i - 1) * sizeof(*x));
+			a->n_free_ext--;
 		}
+		a->n_cols++;
 		return off;
 	}
 	return (size_t)-1;
 }
 
 /*
- * Makes room for one more extent beyond those already promised to frees
- * still waiting for their grace period; called before anything changes.
+ * Makes room in a's free list for one more extent beyond those already
+ * promised to frees still waiting for their grace period, so that the
+ * epoch callback never allocates; called before anything changes.
  */
 static int
-extents_reserve_locked(struct qpd *q)
+extents_reserve(struct qpd_sb_arena *a)
 {
 	struct qpd_extent *n;
 
-	if (q->n_free_ext + q->n_ext_promised < q->cap_free_ext)
+	if (a->n_free_ext + a->n_promised < a->cap_free_ext)
 		return 0;
-	n = qpd__alloc(sizeof(*n) * q->cap_free_ext * 2);
+	n = qpd__alloc(sizeof(*n) * a->cap_free_ext * 2);
 	if (n == NULL)
 		return -ENOMEM;
-	memcpy(n, q->free_ext, sizeof(*n) * q->n_free_ext);
-	qpd__dealloc(q->free_ext);
-	q->free_ext = n;
-	q->cap_free_ext *= 2;
+	memcpy(n, a->free_ext, sizeof(*n) * a->n_free_ext);
+	qpd__dealloc(a->free_ext);
+	a->free_ext = n;
+	a->cap_free_ext *= 2;
 	return 0;
 }
 
 /* Returns a column, coalescing with its neighbours; room was reserved. */
 static void
-column_give_locked(struct qpd *q, size_t off, size_t len)
+column_give(struct qpd_sb_arena *a, size_t off, size_t len)
 {
 	unsigned i = 0;
 	struct qpd_extent *x;
 
-	while (i < q->n_free_ext && q->free_ext[i].off < off)
+	while (i < a->n_free_ext && a->free_ext[i].off < off)
 		i++;
-	memmove(&q->free_ext[i + 1], &q->free_ext[i],
-		(q->n_free_ext - i) * sizeof(*x));
-	q->n_free_ext++;
-	x = &q->free_ext[i];
+	memmove(&a->free_ext[i + 1], &a->free_ext[i],
+		(a->n_free_ext - i) * sizeof(*x));
+	a->n_free_ext++;
+	a->n_cols--;
+	x = &a->free_ext[i];
 	x->off = off;
 	x->len = len;
-	if (i + 1 < q->n_free_ext && x->off + x->len == x[1].off) {
+	if (i + 1 < a->n_free_ext && x->off + x->len == x[1].off) {
 		x->len += x[1].len;
-		memmove(&x[1], &x[2], (q->n_free_ext - i - 2) * sizeof(*x));
-		q->n_free_ext--;
+		memmove(&x[1], &x[2], (a->n_free_ext - i - 2) * sizeof(*x));
+		a->n_free_ext--;
 	}
 	if (i > 0 && x[-1].off + x[-1].len == x->off) {
 		x[-1].len += x->len;
-		memmove(x, x + 1, (q->n_free_ext - i - 1) * sizeof(*x));
-		q->n_free_ext--;
+		memmove(x, x + 1, (a->n_free_ext - i - 1) * sizeof(*x));
+		a->n_free_ext--;
 	}
 }
 
@@ -215,15 +304,17 @@ scoreboard_reclaim(ck_epoch_entry_t *e)
 	struct qpd_scoreboard *sb = (struct qpd_scoreboard *)(void *)
 		((char *)e - offsetof(struct qpd_scoreboard, retire));
 	struct qpd *q = sb->q;
-	size_t off = sb->col_off, len = sb->col_size;
+	struct qpd_sb_arena *a = sb->arena;
 	unsigned n = ck_pr_load_uint(&q->slot_hwm);
 
+	if (n > a->cap)
+		n = a->cap;
 	for (unsigned v = 0; v < n; v++)
-		zero_range(region_of(q, v) + off, len);
-	/* The descriptor last: it was read above. */
-	zero_range(q->arena + off, len);
-	q->n_ext_promised--;
-	column_give_locked(q, off, len);
+		zero_range(a->mem + (size_t)v * a->region + sb->col_off,
+			   sb->col_size);
+	column_give(a, sb->col_off, sb->col_size);
+	a->n_promised--;
+	qpd__dealloc(sb);
 }
 
 static void
@@ -236,44 +327,76 @@ hwm_raise(struct qpd *q, unsigned vcpu)
 		;
 }
 
+/* A free column of len bytes in an arena of `region`, or (size_t)-1. */
+static size_t
+column_find_locked(struct qpd *q, size_t region, size_t len,
+		   struct qpd_sb_arena **out)
+{
+	struct qpd_sb_arena *a;
+	size_t off;
+
+	for (a = q->arenas; a != NULL; a = a->next) {
+		if (a->region != region)
+			continue;
+		off = column_take(a, len);
+		if (off != (size_t)-1) {
+			*out = a;
+			return off;
+		}
+	}
+	a = arena_new_locked(q, region);
+	if (a == NULL)
+		return (size_t)-1;
+	*out = a;
+	return column_take(a, len);
+}
+
 struct qpd_scoreboard *
 qpd_scoreboard_new(struct qpd *q, size_t elem_size)
 {
-	struct qpd_scoreboard *sb = NULL;
-	size_t len, off;
+	struct qpd_scoreboard *sb;
+	struct qpd_sb_arena *a = NULL;
+	size_t len, region, off;
 	int err = 0;
 
-	if (q == NULL || elem_size == 0 || elem_size > QPD_SCOREBOARD_MAX_ELEM) {
+	if (q == NULL || elem_size == 0 ||
+	    elem_size > QPD_SCOREBOARD_MAX_ELEM) {
 		errno = EINVAL;
 		QPD_FAIL(q, -EINVAL);
 		return NULL;
 	}
-	len = elem_size > sizeof(*sb) ? elem_size : sizeof(*sb);
-	len = (len + q->slot_align - 1) & ~(size_t)(q->slot_align - 1);
+	len = round_up(elem_size, q->slot_align);
+	region = region_for(len);
+	sb = qpd__alloc(sizeof(*sb));
+	if (sb == NULL) {
+		errno = ENOMEM;
+		QPD_FAIL(q, -ENOMEM);
+		return NULL;
+	}
 	pthread_mutex_lock(&q->lock);
-	off = column_take_locked(q, len);
-	if (off == (size_t)-1) {
+	if ((size_t)q->sb_cap * region > QPD_SB_SPAN_MAX) {
+		err = -EINVAL; /* too large for the indices already handed out */
+	} else if ((off = column_find_locked(q, region, len, &a)) ==
+		   (size_t)-1) {
+		err = -ENOMEM;
+	} else if (!qpd__ptrset_add(&q->live_sb, sb)) {
+		column_give(a, off, len);
 		err = -ENOMEM;
 	} else {
 		/* A column is zero when taken: fresh, or zeroed when freed. */
-		sb = (struct qpd_scoreboard *)(void *)(q->arena + off);
-		if (!qpd__ptrset_add(&q->live_sb, sb)) {
-			column_give_locked(q, off, len);
-			err = -ENOMEM;
-		}
-	}
-	if (err == 0) {
 		sb->q = q;
+		sb->arena = a;
 		sb->col_off = off;
 		sb->col_size = len;
-		sb->elem_size = (unsigned)elem_size;
-		sb->stride = QPD_SB_REGION;
-		sb->max_vcpus = q->core.max_vcpus;
-		sb->base = region_of(q, 0) + off;
+		sb->elem_size = elem_size;
+		sb->stride = a->region;
+		sb->base = a->mem + off;
+		ck_pr_store_uint(&sb->max_vcpus, a->cap);
 		ck_pr_store_64(&q->sb_gen, q->sb_gen + 1);
 	}
 	pthread_mutex_unlock(&q->lock);
 	if (err != 0) {
+		qpd__dealloc(sb);
 		errno = -err;
 		QPD_FAIL(q, err);
 		return NULL;
@@ -291,11 +414,11 @@ qpd_scoreboard_free(struct qpd *q, struct qpd_scoreboard *sb)
 	pthread_mutex_lock(&q->lock);
 	if (!qpd__ptrset_has(&q->live_sb, sb)) {
 		err = -ENOENT;
-	} else if (extents_reserve_locked(q) != 0) {
+	} else if (extents_reserve(sb->arena) != 0) {
 		err = -ENOMEM; /* still live: the caller may retry */
 	} else {
 		qpd__ptrset_del(&q->live_sb, sb);
-		q->n_ext_promised++;
+		sb->arena->n_promised++;
 		ck_pr_store_64(&q->sb_gen, q->sb_gen + 1);
 		qpd__retire_locked(q, &sb->retire, scoreboard_reclaim);
 	}
@@ -309,10 +432,149 @@ qpd_scoreboard_generation(const struct qpd_scoreboard *sb)
 	return sb ? ck_pr_load_64(&sb->q->sb_gen) : 0;
 }
 
+unsigned
+qpd_scoreboard_capacity(struct qpd *q)
+{
+	return q ? ck_pr_load_uint(&q->sb_cap) : 0;
+}
+
+/* Sets max_vcpus (and, when moved, base) of every live scoreboard of a. */
+static void
+arena_publish_locked(struct qpd *q, struct qpd_sb_arena *a, bool moved)
+{
+	ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
+	void *p;
+
+	/* The regions exist before any reader may index them. */
+	ck_pr_fence_store();
+	while (ck_hs_next(&q->live_sb, &it, &p)) {
+		struct qpd_scoreboard *sb = p;
+
+		if (sb->arena != a)
+			continue;
+		if (moved)
+			ck_pr_store_ptr(&sb->base, a->mem + sb->col_off);
+		ck_pr_store_uint(&sb->max_vcpus, a->cap);
+	}
+}
+
+/* Old addresses of a moved arena, unmapped after a grace period. */
+struct landing {
+	ck_epoch_entry_t retire; /* first: the epoch callback casts back */
+	void *mem;
+	size_t len;
+};
+
+static void
+landing_reclaim(ck_epoch_entry_t *e)
+{
+	struct landing *l = (struct landing *)(void *)e;
+
+	munmap(l->mem, l->len);
+	qpd__dealloc(l);
+}
+
+/*
+ * Moves a's regions to a new place with room for cap indices; the caller
+ * stopped every slot user.  0 or -ENOMEM (a unchanged).
+ */
+static int
+arena_move_locked(struct qpd *q, struct qpd_sb_arena *a, unsigned cap)
+{
+	size_t old_len = (size_t)a->cap * a->region;
+	size_t len = (size_t)cap * a->region;
+	struct landing *l = qpd__alloc(sizeof(*l));
+	char *to;
+	void *moved;
+
+	if (l == NULL)
+		return -ENOMEM;
+	to = map_with_room(len, (size_t)cap_limit(q, a->region) * a->region);
+	if (to == MAP_FAILED) {
+		qpd__dealloc(l);
+		return -ENOMEM;
+	}
+	/* The pages themselves move; the old range stays mapped, empty. */
+	moved = mremap(a->mem, old_len, old_len,
+		       MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, to);
+	if (moved == MAP_FAILED) {
+		/* Kernels before 5.7: copy instead, keeping the old range. */
+		memcpy(to, a->mem, old_len);
+	}
+	l->mem = a->mem;
+	l->len = old_len;
+	qpd__retire_locked(q, &l->retire, landing_reclaim);
+	a->mem = to;
+	a->cap = cap;
+	q->n_sb_moved++;
+	arena_publish_locked(q, a, true);
+	return 0;
+}
+
+int
+qpd_scoreboard_reserve(struct qpd *q, unsigned n, bool may_move)
+{
+	struct qpd_sb_arena *a;
+	unsigned cap;
+	bool stuck = false, moved = false;
+	int err = 0;
+
+	if (q == NULL || n > q->core.max_vcpus)
+		return QPD_FAIL(q, -EINVAL);
+	if (n <= ck_pr_load_uint(&q->sb_cap))
+		return 0;
+	pthread_mutex_lock(&q->lock);
+	/* Doubling, as QEMU grows, within what every arena may span. */
+	cap = q->sb_cap;
+	while (cap < n)
+		cap = cap > q->core.max_vcpus / 2 ? q->core.max_vcpus : cap * 2;
+	for (a = q->arenas; a != NULL && err == 0; a = a->next) {
+		unsigned lim = cap_limit(q, a->region);
+
+		if (lim < n)
+			err = -E2BIG;
+		else if (cap > lim)
+			cap = lim;
+	}
+	for (a = q->arenas; a != NULL && err == 0; a = a->next) {
+		size_t len = (size_t)a->cap * a->region;
+
+		if (a->cap >= cap)
+			continue;
+		if (mremap(a->mem, len, (size_t)cap * a->region, 0) !=
+		    MAP_FAILED) {
+			a->cap = cap;
+			q->n_sb_grown++;
+			arena_bind_locked(q, a, 0);
+			arena_publish_locked(q, a, false);
+		} else if (!may_move) {
+			stuck = true;
+		} else if ((err = arena_move_locked(q, a, cap)) == 0) {
+			arena_bind_locked(q, a, 0);
+			moved = true;
+		}
+	}
+	if (err == 0 && stuck)
+		err = -EAGAIN;
+	if (err == 0) {
+		ck_pr_store_uint(&q->sb_cap, cap);
+		ck_pr_store_64(&q->sb_gen, q->sb_gen + 1);
+	}
+	pthread_mutex_unlock(&q->lock);
+	if (err == -EAGAIN)
+		return err; /* a request to call again with may_move, not a fault */
+	return err ? QPD_FAIL(q, err) : moved;
+}
+
 void *
 qpd_scoreboard_find(struct qpd_scoreboard *sb, unsigned vcpu)
 {
-	if (sb == NULL || vcpu >= sb->max_vcpus)
+	if (sb == NULL)
+		return NULL;
+	if (vcpu >= ck_pr_load_uint(&sb->max_vcpus) &&
+	    (vcpu >= sb->q->core.max_vcpus ||
+	     qpd_scoreboard_reserve(sb->q, vcpu + 1, false) != 0 ||
+	     vcpu >= ck_pr_load_uint(&sb->max_vcpus)))
 		return NULL;
 	hwm_raise(sb->q, vcpu);
 	return qpd_u64_slot((qpd_u64){ sb, 0 }, vcpu);
@@ -321,13 +583,14 @@ qpd_scoreboard_find(struct qpd_scoreboard *sb, unsigned vcpu)
 uint64_t
 qpd_u64_sum(qpd_u64 e)
 {
-	unsigned n, v;
+	unsigned n, v, max;
 	uint64_t sum = 0;
 
 	if (e.score == NULL)
 		return 0;
 	n = qpd_num_vcpus(e.score->q);
-	for (v = 0; v < n; v++)
+	max = ck_pr_load_uint(&e.score->max_vcpus);
+	for (v = 0; v < n && v < max; v++)
 		sum += ck_pr_load_64(qpd_u64_slot(e, v));
 	return sum;
 }
@@ -382,28 +645,86 @@ numa_policies(void)
 }
 #endif
 
+#ifdef QPD_HAVE_NUMA
+/* Whether placing pages can matter: NUMA policies and more than one node. */
+static bool
+numa_useful(void)
+{
+	static int cached = -1;
+	int v = ck_pr_load_int(&cached);
+
+	if (v < 0) {
+		v = numa_policies() && max_node() > 0;
+		ck_pr_store_int(&cached, v);
+	}
+	return v;
+}
+
+/* Binds vcpu's region of a to node; with move, touched pages migrate. */
+static int
+region_bind(struct qpd_sb_arena *a, unsigned vcpu, int node, bool move)
+{
+	unsigned long mask[16] = { 0 };
+
+	mask[node / 64] |= 1ul << (node % 64);
+	if (syscall(SYS_mbind, a->mem + (size_t)vcpu * a->region, a->region,
+		    MPOL_PREFERRED, mask, sizeof(mask) * 8 + 1,
+		    move ? MPOL_MF_MOVE : 0) != 0)
+		return -errno;
+	return 0;
+}
+#endif
+
 /*
- * Binds vCPU vcpu's region to `node`; with `move`, pages already touched
- * migrate too (costly: the kernel drains every CPU's page lists).
+ * Binds the regions of a from index `from` on to the nodes their vCPUs
+ * were placed on (best effort: a kernel that refuses still runs them).
+ */
+static void
+arena_bind_locked(struct qpd *q, struct qpd_sb_arena *a, unsigned from)
+{
+#ifdef QPD_HAVE_NUMA
+	unsigned n = ck_pr_load_uint(&q->core.num_vcpus);
+
+	if (!numa_useful())
+		return;
+	for (unsigned v = from; v < n && v < a->cap; v++) {
+		struct qpd_vcpu *vc = qpd__vcpu(q, v);
+		int placed = vc ? ck_pr_load_int(&vc->placed) : 0;
+
+		if (placed > 0)
+			region_bind(a, v, placed - 1, false);
+	}
+#else
+	(void)q;
+	(void)a;
+	(void)from;
+#endif
+}
+
+/*
+ * Binds vCPU vcpu's regions in every arena to `node`; with `move`, pages
+ * already touched migrate too (costly: the kernel drains every CPU's page
+ * lists).  Nothing to do, and 0, for node 0 on a machine of one node.
  */
 int
 qpd__arena_place(struct qpd *q, unsigned vcpu, int node, bool move)
 {
 	hwm_raise(q, vcpu);
 #ifdef QPD_HAVE_NUMA
-	unsigned long mask[16] = { 0 };
+	int err = 0;
 
-	if (!numa_policies())
-		return node == 0 ? 0 : -EINVAL;
-	if (node < 0 || node > max_node() ||
-	    (size_t)node >= sizeof(mask) * 8)
+	if (node < 0 || node > max_node() || node >= 16 * 64)
 		return -EINVAL;
-	mask[node / 64] |= 1ul << (node % 64);
-	if (syscall(SYS_mbind, region_of(q, vcpu), QPD_SB_REGION,
-		    MPOL_PREFERRED, mask, sizeof(mask) * 8 + 1,
-		    move ? MPOL_MF_MOVE : 0) != 0)
-		return -errno;
-	return 0;
+	if (!numa_useful())
+		return 0;
+	pthread_mutex_lock(&q->lock);
+	for (struct qpd_sb_arena *a = q->arenas; a != NULL && err == 0;
+	     a = a->next) {
+		if (vcpu < a->cap)
+			err = region_bind(a, vcpu, node, move);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return err;
 #else
 	(void)move;
 	return node == 0 ? 0 : -EINVAL;

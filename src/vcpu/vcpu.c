@@ -69,6 +69,10 @@ qpd_vcpu_init(struct qpd *q, unsigned vcpu)
 
 	if (q == NULL || vcpu >= q->core.max_vcpus)
 		return QPD_FAIL(q, -EINVAL);
+	/* Slots first, in place; -EAGAIN asks the caller for a move. */
+	err = qpd_scoreboard_reserve(q, vcpu + 1, false);
+	if (err < 0)
+		return err;
 	pthread_mutex_lock(&q->lock);
 	chunk = chunk_get_locked(q, vcpu / QPD_VCPU_CHUNK);
 	if (chunk == NULL) {

@@ -131,6 +131,10 @@ assert_unchanged(unsigned errs)
 	cr_assert_eq(st.n_vcpus_online, F.before.n_vcpus_online);
 	cr_assert_eq(st.n_vcpus, F.before.n_vcpus);
 	cr_assert_eq(st.n_errors, F.before.n_errors + errs);
+	cr_assert_eq(st.n_scoreboards, F.before.n_scoreboards);
+	cr_assert_eq(st.n_sb_arenas, F.before.n_sb_arenas);
+	cr_assert_eq(st.sb_capacity, F.before.sb_capacity);
+	cr_assert_eq(st.n_sb_moved, F.before.n_sb_moved);
 }
 
 /* The instance still does what it is asked, and reports no error. */
@@ -610,29 +614,30 @@ Test(badinput, scoreboard_new_size_max)
 		     "qpd_scoreboard_new");
 }
 
-Test(badinput, scoreboard_new_arena_full)
+Test(badinput, scoreboard_new_too_large_for_capacity)
 {
-	struct qpd_scoreboard *sb[QPD_SB_REGION / QPD_SCOREBOARD_MAX_ELEM];
-	unsigned n = 0;
+	/* Its slots for every index below the capacity would span > 2 GiB. */
+	size_t size = QPD_SB_SPAN_MAX / qpd_scoreboard_capacity(F.q) + 1;
 
-	/* The fixture's 16-byte scoreboard leaves room for 15 of 64 KiB. */
-	while (n < sizeof(sb) / sizeof(sb[0]) &&
-	       (sb[n] = qpd_scoreboard_new(F.q, QPD_SCOREBOARD_MAX_ELEM)))
-		n++;
-	cr_assert_eq(n, sizeof(sb) / sizeof(sb[0]) - 1);
 	snap();
 	errno = 0;
-	cr_assert_null(qpd_scoreboard_new(F.q, QPD_SCOREBOARD_MAX_ELEM));
-	cr_assert_eq(errno, ENOMEM);
+	cr_assert_null(qpd_scoreboard_new(F.q, size));
+	cr_assert_eq(errno, EINVAL);
 	cr_assert_eq(hook.calls, 1);
-	cr_assert_eq(hook.err, -ENOMEM);
+	cr_assert_eq(hook.err, -EINVAL);
 	cr_assert_str_eq(hook.func, "qpd_scoreboard_new");
 	assert_unchanged(1);
-	/* Freed columns come back after their grace period. */
-	for (unsigned i = 0; i < n; i++)
-		cr_assert_eq(qpd_scoreboard_free(F.q, sb[i]), 0);
-	for (int i = 0; i < 100 && qpd_reclaim(F.q) != 0; i++)
-		;
+	hook.calls = 0;
+	still_works();
+}
+
+Test(badinput, scoreboard_reserve_bad_input)
+{
+	snap();
+	cr_assert_eq(qpd_scoreboard_reserve(NULL, 1, false), -EINVAL);
+	cr_assert_eq(qpd_scoreboard_reserve(F.q, UINT_MAX, true), -EINVAL);
+	cr_assert_eq(qpd_scoreboard_capacity(NULL), 0);
+	assert_unchanged(1);
 	hook.calls = 0;
 	still_works();
 }

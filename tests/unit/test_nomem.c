@@ -294,7 +294,7 @@ Test(nomem, instance_new)
 	static const struct scenario s = { .func = "qpd_new", .bare = true,
 					   .op = op_new, .check = check_new };
 
-	cr_assert_geq(sweep(&s, 0), 6);
+	cr_assert_geq(sweep(&s, 0), 5);
 	report("qpd_new");
 }
 
@@ -673,6 +673,7 @@ static void
 check_sb_free(struct fx *f)
 {
 	struct qpd_scoreboard *sb;
+	struct qpd_stats before, after;
 
 	cr_assert_eq(qpd_scoreboard_free(f->q, f->sb[2 * f->param]), -ENOENT);
 	memset(&hook, 0, sizeof(hook));
@@ -681,8 +682,12 @@ check_sb_free(struct fx *f)
 	for (unsigned i = 1; i < 2 * f->param + 2; i += 2)
 		cr_assert_eq(qpd_scoreboard_free(f->q, f->sb[i]), 0);
 	drain(f->q);
-	sb = qpd_scoreboard_new(f->q, QPD_SCOREBOARD_MAX_ELEM);
+	cr_assert_eq(qpd_stats_get(f->q, &before), 0);
+	sb = qpd_scoreboard_new(f->q, QPD_SB_REGION);
 	cr_assert_not_null(sb);
+	cr_assert_eq(qpd_stats_get(f->q, &after), 0);
+	cr_assert_eq(after.n_sb_arenas, before.n_sb_arenas,
+		     "a whole region fits the arena the columns came back to");
 	cr_assert_eq(qpd_scoreboard_free(f->q, sb), 0);
 }
 

@@ -1,5 +1,6 @@
 /* Scoreboards: stable slots, zeroing, padding, generations, NUMA. */
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -59,7 +60,7 @@ Test(scoreboard, find_is_stable_while_growing_to_4096)
 		cr_assert_eq(qpd_scoreboard_find(sb, v), before[v]);
 	for (unsigned v = 0; v < 4096; v += 511)
 		cr_assert_eq(qpd_scoreboard_find(sb, v),
-			     (char *)before[0] + (size_t)v * QPD_SB_REGION);
+			     (char *)before[0] + (size_t)v * sb->stride);
 	cr_assert_null(qpd_scoreboard_find(sb, 8192));
 	cr_assert_null(qpd_scoreboard_find(NULL, 0));
 	qpd_free(q);
@@ -68,7 +69,7 @@ Test(scoreboard, find_is_stable_while_growing_to_4096)
 Test(scoreboard, element_sizes_start_zeroed_and_are_rezeroed)
 {
 	static const size_t sizes[] = { 1, 7, 8, 63, 64, 65, 4095, 4096, 12345,
-					65536 };
+					65536, 65537, (1u << 20) + 1 };
 	struct qpd *q = new_q(0);
 
 	for (unsigned v = 0; v < 3; v++)
@@ -102,7 +103,7 @@ Test(scoreboard, bad_sizes_and_double_free)
 	errno = 0;
 	cr_assert_null(qpd_scoreboard_new(q, 0));
 	cr_assert_eq(errno, EINVAL);
-	cr_assert_null(qpd_scoreboard_new(q, 65537));
+	cr_assert_null(qpd_scoreboard_new(q, QPD_SCOREBOARD_MAX_ELEM + 1));
 	cr_assert_null(qpd_scoreboard_new(q, SIZE_MAX));
 	cr_assert_null(qpd_scoreboard_new(NULL, 8));
 	sb = qpd_scoreboard_new(q, 65536);
@@ -114,25 +115,114 @@ Test(scoreboard, bad_sizes_and_double_free)
 	qpd_free(q);
 }
 
-Test(scoreboard, full_region_reports_enomem_then_recovers)
+/* hotblocks makes one 8-byte scoreboard per block: tens of thousands. */
+Test(scoreboard, any_number_of_scoreboards)
+{
+	enum { N = 60000 };
+	struct qpd *q = new_q(0);
+	struct qpd_scoreboard **sb = calloc(N, sizeof(*sb));
+	struct qpd_stats st;
+
+	cr_assert_not_null(sb);
+	cr_assert_eq(qpd_vcpu_init(q, 0), 0);
+	cr_assert_eq(qpd_vcpu_init(q, 3), 0);
+	for (unsigned i = 0; i < N; i++) {
+		cr_assert_not_null(sb[i] = qpd_scoreboard_new(q, 8), "#%u", i);
+		qpd_u64_add((qpd_u64){ sb[i], 0 }, 0, i);
+		qpd_u64_add((qpd_u64){ sb[i], 0 }, 3, 2 * (uint64_t)i);
+	}
+	for (unsigned i = 0; i < N; i++)
+		cr_assert_eq(qpd_u64_sum((qpd_u64){ sb[i], 0 }), 3 * (uint64_t)i);
+	cr_assert_eq(qpd_stats_get(q, &st), 0);
+	cr_assert_eq(st.n_scoreboards, N);
+	/* Packed like an array: 8 bytes per scoreboard and vCPU. */
+	cr_assert_leq(st.n_sb_arenas, N * 8 / QPD_SB_REGION + 1);
+	for (unsigned i = 0; i < N; i += 2)
+		cr_assert_eq(qpd_scoreboard_free(q, sb[i]), 0);
+	while (qpd_reclaim(q) > 0)
+		;
+	for (unsigned i = 0; i < N; i += 2)
+		cr_assert_not_null(sb[i] = qpd_scoreboard_new(q, 8));
+	cr_assert_eq(qpd_stats_get(q, &st), 0);
+	cr_assert_leq(st.n_sb_arenas, N * 8 / QPD_SB_REGION + 1, "reused");
+	for (unsigned i = 0; i < N; i += 2)
+		cr_assert_eq(qpd_u64_sum((qpd_u64){ sb[i], 0 }), 0, "rezeroed");
+	free(sb);
+	qpd_free(q);
+}
+
+/* Relay threads in linux-user: every new thread takes a new index. */
+Test(scoreboard, capacity_grows_in_place_past_the_first_arena)
+{
+	struct qpd_config cfg = { .no_reclaimer_thread = true,
+				  .max_vcpus = 1u << 16 };
+	struct qpd *q = qpd_new(&cfg);
+	struct qpd_scoreboard *a = qpd_scoreboard_new(q, 8);
+	struct qpd_scoreboard *big = qpd_scoreboard_new(q, 100000);
+	char *base_a = a->base, *base_big = big->base;
+	struct qpd_stats st;
+	unsigned cap0 = qpd_scoreboard_capacity(q);
+
+	cr_assert_geq(cap0, 1);
+	for (unsigned v = 0; v < 20000; v++) {
+		cr_assert_eq(qpd_vcpu_init(q, v), 0, "vCPU %u", v);
+		qpd_u64_add((qpd_u64){ a, 0 }, v, 1);
+		qpd_u64_add((qpd_u64){ big, 99992 }, v, 2);
+		if (v > 0)
+			cr_assert_eq(qpd_vcpu_exit(q, v - 1), 0);
+	}
+	cr_assert_eq(a->base, base_a, "nothing moved");
+	cr_assert_eq(big->base, base_big, "nothing moved");
+	cr_assert_geq(qpd_scoreboard_capacity(q), 20000);
+	cr_assert_eq(qpd_u64_sum((qpd_u64){ a, 0 }), 20000);
+	cr_assert_eq(qpd_u64_sum((qpd_u64){ big, 99992 }), 40000);
+	cr_assert_eq(qpd_stats_get(q, &st), 0);
+	cr_assert_eq(st.n_sb_moved, 0);
+	cr_assert_gt(st.n_sb_grown, 0);
+	cr_assert_leq((uint64_t)20000 * big->stride, QPD_SB_SPAN_MAX);
+	/* Past what an index * stride product may span: refused. */
+	cr_assert_eq(qpd_scoreboard_reserve(q, 1u << 16, false), -E2BIG);
+	cr_assert_eq(qpd_scoreboard_reserve(q, (1u << 16) + 1, false), -EINVAL);
+	cr_assert_eq(qpd_scoreboard_reserve(NULL, 1, false), -EINVAL);
+	qpd_free(q);
+}
+
+/* The fallback: the address space after an arena was taken. */
+Test(scoreboard, blocked_growth_moves_only_when_allowed)
 {
 	struct qpd *q = new_q(0);
-	size_t half = QPD_SCOREBOARD_MAX_ELEM / 2;
-	unsigned n = (unsigned)(QPD_SB_REGION / half);
-	struct qpd_scoreboard *sb[64];
+	struct qpd_scoreboard *sb = qpd_scoreboard_new(q, 16);
+	unsigned cap = qpd_scoreboard_capacity(q);
+	char *end = sb->base - sb->col_off + (size_t)cap * sb->stride;
+	void *wall = mmap(end, 4096, PROT_READ,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+			  -1, 0);
+	struct qpd_stats st;
+	char *old;
 
-	cr_assert_leq(n, 64);
-	for (unsigned i = 0; i < n; i++)
-		cr_assert_not_null(sb[i] = qpd_scoreboard_new(q, half));
-	errno = 0;
-	cr_assert_null(qpd_scoreboard_new(q, 1));
-	cr_assert_eq(errno, ENOMEM);
-	free_and_reclaim(q, sb[10]);
-	cr_assert_null(qpd_scoreboard_new(q, half + 1), "one hole is too small");
-	free_and_reclaim(q, sb[11]);
-	cr_assert_not_null(qpd_scoreboard_new(q, half + 1), "holes coalesce");
-	cr_assert_not_null(qpd_scoreboard_new(q, half - 64), "the rest fits");
-	cr_assert_null(qpd_scoreboard_new(q, 1));
+	cr_assert_eq(wall, (void *)end, "the test needs the page after it");
+	for (unsigned v = 0; v < cap; v++) {
+		cr_assert_eq(qpd_vcpu_init(q, v), 0);
+		qpd_u64_set((qpd_u64){ sb, 8 }, v, 1000 + v);
+	}
+	old = sb->base;
+	cr_assert_eq(qpd_vcpu_init(q, cap), -EAGAIN);
+	cr_assert_eq(qpd_scoreboard_find(sb, cap), NULL);
+	cr_assert_eq(qpd_scoreboard_capacity(q), cap, "unchanged");
+	cr_assert_eq(sb->base, old, "unchanged");
+	cr_assert_eq(qpd_num_vcpus(q), cap, "vCPU not added");
+	cr_assert_eq(qpd_scoreboard_reserve(q, cap + 1, true), 1);
+	cr_assert_neq(sb->base, old);
+	cr_assert_eq(qpd_vcpu_init(q, cap), 0);
+	for (unsigned v = 0; v < cap; v++)
+		cr_assert_eq(qpd_u64_get((qpd_u64){ sb, 8 }, v), 1000 + v);
+	cr_assert_eq(qpd_u64_get((qpd_u64){ sb, 8 }, cap), 0);
+	/* The old addresses stay readable until a grace period passed. */
+	cr_assert_eq(*(volatile uint64_t *)(old + 8), 0);
+	cr_assert_eq(qpd_stats_get(q, &st), 0);
+	cr_assert_eq(st.n_sb_moved, 1);
+	cr_assert_eq(qpd_scoreboard_reserve(q, cap + 1, false), 0, "no-op");
+	munmap(wall, 4096);
 	qpd_free(q);
 }
 
@@ -142,7 +232,7 @@ check_layout(unsigned align)
 	struct qpd *q = new_q(align);
 	struct qpd_scoreboard *a = qpd_scoreboard_new(q, 8);
 	struct qpd_scoreboard *b = qpd_scoreboard_new(q, 3);
-	unsigned want = align ? align : 64;
+	unsigned want = align ? align : 8;
 
 	for (unsigned v = 0; v < 16; v++) {
 		uintptr_t pa = (uintptr_t)qpd_scoreboard_find(a, v);
@@ -151,16 +241,20 @@ check_layout(unsigned align)
 
 		cr_assert_eq(pa % want, 0);
 		cr_assert_eq(pb % want, 0);
-		cr_assert_geq(next - pa, 64, "adjacent vCPUs share no line");
-		cr_assert_geq(next - pa, want);
-		cr_assert_neq(pa / 64, pb / 64);
+		cr_assert_geq(next - pa, 4096, "adjacent vCPUs share no page");
+		cr_assert_eq(next % 4096, pa % 4096);
+		if (align >= 64)
+			cr_assert_neq(pa / 64, pb / 64);
+		else
+			cr_assert_eq(pb - pa, 8, "packed like an array");
 	}
 	qpd_free(q);
 }
 
-Test(scoreboard, layout_padded_64_and_128)
+Test(scoreboard, layout_packed_or_padded_64_and_128)
 {
 	check_layout(0);
+	check_layout(64);
 	check_layout(128);
 }
 
