@@ -4,16 +4,18 @@ usage: python3 -m harness [MODE] [--qemu VER|SUITE] [--full]
                           [--up DIR --qpd DIR] [PHASE OPTIONS]
 
 MODE
-  check      (./run qemu, the default) build, then check-tcg, boot, user
-             and perf: QEMU's TCG tests, a Linux boot and qpd's user-mode
-             checks on both builds, and a short timing (qemu-bench's CI set)
+  check      (./run qemu, the default) build, then check-tcg, boot, user,
+             conformance and perf: QEMU's TCG tests, a Linux boot, qpd's
+             user-mode checks and the conformance suite on both builds, and
+             a short timing (qemu-bench's CI set)
   bench      (./run qemu-bench) the whole-QEMU benchmark; options: --only
              REGEX, --runs N, --set all|ci, --no-flushes, --out DIR
   gate       (./run qemu-gate) the instruction-count gate; options:
              --update, --repeat N, --only REGEX, --tolerance PCT, --json FILE
   build      deps, source and the two builds only
-  check-tcg, boot, user
-             one phase of check; boot's option: --only REGEX (case names)
+  check-tcg, boot, user, conformance
+             one phase of check; boot's and conformance's option: --only
+             REGEX (case names)
 --qemu VER|SUITE  QEMU from Debian's source packages: a version (10.2 =
              newest 10.2.x; 10.0.13; 1:10.2.2+ds-1) or a suite (trixie,
              sid, forky). Default: trixie's (10.0.x).
@@ -50,15 +52,16 @@ PHASES = {
     "check-tcg": ("check_tcg", []),
     "boot": ("boot", []),
     "user": ("user", []),
+    "conformance": ("conformance", []),
     "perf": ("bench", ["--set", "ci", "--runs", "3", "--no-flushes"]),
     "bench": ("bench", []),
     "gate": ("gate", []),
 }
-MODES = {"check": ["check-tcg", "boot", "user", "perf"], "bench": ["bench"],
+MODES = {"check": ["check-tcg", "boot", "user", "conformance", "perf"], "bench": ["bench"],
          "gate": ["gate"], "build": [], "check-tcg": ["check-tcg"], "boot": ["boot"],
-         "user": ["user"]}
+         "user": ["user"], "conformance": ["conformance"]}
 # Options a mode passes on to its phase.
-PASS_ON = {"bench", "gate", "boot"}
+PASS_ON = {"bench", "gate", "boot", "conformance"}
 
 
 def lock(cache):

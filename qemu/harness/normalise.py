@@ -15,6 +15,21 @@ vary taken out:
            "202          13     0" against "202          5      0")
   discons  shape without vCPU indices: discons.c (10.2) reports a PC
            mismatch on whichever vCPU an interrupt happened to hit
+  exact    (the conformance suite's deterministic runs) every line kept,
+           in order, numbers included; only what changes from run to run
+           of one build goes: host addresses (hex of 2^40 and above: the
+           guest's mmap'd pages under qemu-user follow the host's ASLR)
+           and timing ("1.23 s", "took 4 ms", "12.5 MIPS")
+  table    shape, with the rows of a plugin's ranked tables (lines that
+           start with a hex address, howvec's "Instr:" lines, bbv's "T:"
+           vectors) reduced to their kind: which blocks or instructions
+           rank first, and how many rows there are, follow the timing;
+           runs of blanks collapsed (columns padded to the counts' widths)
+  unordered  exact as a sorted set of lines: tables whose ties come out
+           in a hash table's order
+  hwprofile  table, each of hwprofile's device rows as "<device row>"
+           (which devices a boot touches follows its timing; unnamed ones
+           are "anon" + a host pointer)
 
 cases.Plugin.normaliser names a plugin's normaliser; compare() says how
 two outputs differ, in a line.
@@ -57,7 +72,59 @@ def discons(text):
     return sorted({_line_shape(l, cpus=False) for l in text.splitlines()})
 
 
-NORMALISERS = {"shape": shape, "syscall": syscall, "discons": discons}
+# A host address (2^40 and above), and a duration or a rate.
+_HOST_ADDR = re.compile(r"\b0x0*[0-9a-fA-F]{11,16}\b")
+_TIMING = re.compile(r"\b\d+(?:\.\d+)?\s*(?:s|ms|us|ns|secs?|seconds|MIPS|[kMG]?IPS)\b")
+# The first word of a ranked table's row.
+_TABLE_ROW = re.compile(r"^\s*(0x[0-9a-fA-F]+|Instr:|T:)")
+
+
+def _host_addr(m):
+    return "<addr>" if int(m.group(0), 16) >= 1 << 40 else m.group(0)
+
+
+def exact(text):
+    """TEXT's lines, numbered so that their order counts, with host
+    addresses as <addr> and durations as <time>."""
+    return ["%05d %s" % (i, _TIMING.sub("<time>", _HOST_ADDR.sub(_host_addr, line)))
+            for i, line in enumerate(text.splitlines())]
+
+
+def table(text):
+    """shape with runs of blanks collapsed (columns are padded to the
+    counts' widths), a ranked table's row as "<row 0x>", "<row Instr:>" or
+    "<row T:>"."""
+    out = set()
+    for line in text.splitlines():
+        m = _TABLE_ROW.match(line)
+        out.add("<row %s>" % ("0x" if m.group(1).startswith("0x") else m.group(1)) if m
+                else " ".join(_line_shape(line).split()))
+    return sorted(out)
+
+
+def unordered(text):
+    """exact, but as a sorted list of lines: for tables whose ties come
+    out in a hash table's order (hotpages sorted by writes)."""
+    return sorted(line.split(" ", 1)[1] for line in exact(text))
+
+
+# hwprofile's device rows: a name ("anon" + a host pointer for an
+# unnamed region), then hex counts and vCPU masks without 0x.
+_HW_ROW = re.compile(r"^[\w.-]+, .*$")
+
+
+def hwprofile(text):
+    """table, each of hwprofile's device rows as "<device row>": which
+    devices a boot touches (lpc-rcrb-mmio or not) follows its timing."""
+    out = set()
+    for line in text.splitlines():
+        out.add("<device row>" if _HW_ROW.match(line) and not line.startswith("Device,")
+                else " ".join(_line_shape(line).split()))
+    return sorted(out)
+
+
+NORMALISERS = {"shape": shape, "syscall": syscall, "discons": discons, "exact": exact,
+               "table": table, "unordered": unordered, "hwprofile": hwprofile}
 
 
 def normaliser(name):
