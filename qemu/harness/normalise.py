@@ -18,8 +18,9 @@ vary taken out:
   exact    (the conformance suite's deterministic runs) every line kept,
            in order, numbers included; only what changes from run to run
            of one build goes: host addresses (hex of 2^40 and above: the
-           guest's mmap'd pages under qemu-user follow the host's ASLR)
-           and timing ("1.23 s", "took 4 ms", "12.5 MIPS")
+           guest's mmap'd pages under qemu-user follow the host's ASLR),
+           the numbers of a line that has one, and timing ("1.23 s",
+           "12.5 MIPS")
   table    shape, with the rows of a plugin's ranked tables (lines that
            start with a hex address, howvec's "Instr:" lines, bbv's "T:"
            vectors) reduced to their kind: which blocks or instructions
@@ -85,9 +86,16 @@ def _host_addr(m):
 
 def exact(text):
     """TEXT's lines, numbered so that their order counts, with host
-    addresses as <addr> and durations as <time>."""
-    return ["%05d %s" % (i, _TIMING.sub("<time>", _HOST_ADDR.sub(_host_addr, line)))
-            for i, line in enumerate(text.splitlines())]
+    addresses as <addr> and durations as <time>; a line about a host
+    address has its numbers as N too (hotpages' count of the stack page
+    follows where in its page the randomised stack starts)."""
+    out = []
+    for i, line in enumerate(text.splitlines()):
+        line = _TIMING.sub("<time>", _HOST_ADDR.sub(_host_addr, line))
+        if "<addr>" in line:
+            line = _line_shape(line)
+        out.append("%05d %s" % (i, line))
+    return out
 
 
 def table(text):

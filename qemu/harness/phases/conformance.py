@@ -90,7 +90,9 @@ def clean_output(text, build_dir, run_dir):
     lines = text.splitlines(True)
     if lines and lines[0].startswith("$ "):
         lines = lines[1:]
-    return "".join(lines).replace(run_dir, "<dir>").replace(build_dir, "<build>")
+    names = {run_dir: "<dir>", build_dir: "<build>"}
+    alt = "|".join(re.escape(k) for k in sorted(names, key=len, reverse=True))
+    return re.sub(alt, lambda m: names[m.group(0)], "".join(lines))
 
 
 def judge(case, rc, text):
