@@ -65,16 +65,19 @@ def plugin_libs(build):
     return out
 
 
-def attached_files(d, skip=("run.log",)):
+def attached_files(d, skip=("run.log",), names_only=False):
     """The text of the files a run wrote in its directory D (names sorted,
-    each after a "== file NAME" line); a binary file's text stops at its
-    first NUL byte."""
+    each after a "== file NAME" line; only these lines with NAMES_ONLY); a
+    file's text stops at its first NUL byte."""
     out = []
     for root, _, files in sorted(os.walk(d)):
         for f in sorted(files):
             path = os.path.join(root, f)
             rel = os.path.relpath(path, d)
             if rel in skip or f.endswith(".sock"):
+                continue
+            if names_only:
+                out.append("== file %s" % rel)
                 continue
             with open(path, "rb") as fh:
                 data = fh.read(4 << 20)
@@ -192,7 +195,7 @@ class Suite:
         r = run_limited(argv, os.path.join(d, "run.log"), case.timeout, d,
                         dict(os.environ, **dict(case.env)), limit_as)
         text = clean_output(r.output(), build.dir, d)
-        files = attached_files(d)
+        files = attached_files(d, names_only=case.files == "names")
         if files:
             text += "\n" + clean_output(files, build.dir, d)
         why = judge(case, r.rc, text)
