@@ -220,6 +220,9 @@ class Suite:
             if o.absent:
                 return o, texts
         bad = [o for o in outs if not o.ok]
+        if bad:     # the first failing run's output first: its fields are shown
+            i = outs.index(bad[0])
+            texts = [texts[i]] + texts[:i] + texts[i + 1:]
         if n == 1 or not bad:
             o = outs[0] if n == 1 else passed("pass (%d/%d)" % (n, n))
         else:
@@ -243,10 +246,12 @@ class Suite:
         extra = {}
         if case.same:
             # The fields of upstream's first run and of qpd's first failing
-            # (or first) run, shown in the cells.
-            qpd_text = next((t for t in qpd_texts if any(
-                C.fields(t).get(k) != C.fields(up_texts[0]).get(k) for k in case.same)),
-                qpd_texts[0] if qpd_texts else "")
+            # run, or first run that differs, or first run, shown in the cells.
+            qpd_text = qpd_texts[0] if qpd_texts else ""
+            if qpd.ok:
+                qpd_text = next((t for t in qpd_texts if any(
+                    C.fields(t).get(k) != C.fields(up_texts[0]).get(k) for k in case.same)),
+                    qpd_text)
             for name, o, t in (("upstream", up, up_texts[0] if up_texts else ""),
                                ("qpd", qpd, qpd_text)):
                 f = {k: C.fields(t).get(k) for k in case.same}
