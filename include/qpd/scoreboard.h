@@ -4,8 +4,8 @@
  * A scoreboard gives every vCPU a zero-initialised slot of elem_size bytes.
  * The slot of vCPU v is at base + v * stride: base and stride are fixed
  * while vCPUs come and go, so translated code may embed them.  Slots of
- * different vCPUs never share a cache line (they live in different pages),
- * and a vCPU's slots sit on its NUMA node.  Any number of scoreboards of any
+ * different vCPUs never share a cache line nor an adjacent pair, and where
+ * a vCPU's slots take whole pages they sit on its NUMA node.  Any number of scoreboards of any
  * element size may exist; the vCPU indices that have slots grow on demand,
  * in place.  Only when the address space right after a group of slots is
  * taken do they have to move (qpd_scoreboard_reserve() with may_move), which
@@ -25,10 +25,13 @@ extern "C" {
 #endif
 
 /*
- * Bytes from one vCPU's slots to the next's in an arena of small columns
- * (at least a page); an element larger than that gets an arena whose stride
- * is its size rounded up to a page.
+ * Bytes from one vCPU's slots to the next's: arenas of small columns have
+ * regions of QPD_SB_REGION_MIN, then twice that, up to QPD_SB_REGION; an
+ * element larger than that gets an arena whose region is its size rounded
+ * up to a page.  Two lines at least, so that an adjacent-line prefetcher
+ * does not couple two vCPUs either.
  */
+#define QPD_SB_REGION_MIN ((size_t)128)
 #define QPD_SB_REGION ((size_t)16 * 1024)
 
 /*

@@ -89,6 +89,7 @@ struct qpd {
 	struct qpd_sb_arena *arenas; /* every arena, newest first */
 	unsigned slot_align;
 	unsigned sb_cap;         /* indices every arena has regions for */
+	size_t sb_next_region;   /* region of the next small arena */
 	unsigned slot_hwm;       /* indices handed out: [0, hwm) may be dirty */
 	uint64_t n_sb_grown;     /* capacity raised in place */
 	uint64_t n_sb_moved;     /* capacity raised by moving slots */

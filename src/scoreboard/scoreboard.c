@@ -6,12 +6,17 @@
  * column of an arena: the same offset col_off in every region, as wide as
  * its element rounded up to the slot alignment.  So the slot of (s, v) is
  * base + v * stride with base = arena + col_off and stride = region, for
- * every v below the arena's cap.  Small elements share arenas of
- * QPD_SB_REGION bytes per vCPU, packed as tightly as upstream QEMU packs
- * them (a region holds one vCPU's slots only, so packing shares no cache
- * line between vCPUs); an element larger than that gets an arena whose
- * region is its own size rounded up to a page.  Arenas are added as
- * scoreboards are created, so their number and size have no limit but
+ * every v below the arena's cap.  Small elements share arenas, packed as
+ * tightly as upstream QEMU packs them (a region holds one vCPU's slots
+ * only, so packing shares no cache line between vCPUs).  The first small
+ * arena has regions of QPD_SB_REGION_MIN bytes (two lines), each next one
+ * twice the last, up to QPD_SB_REGION: a plugin with a few scoreboards
+ * pays two lines per vCPU index (a linux-user program whose threads relay
+ * climbs to thousands of indices), one with tens of thousands (one per
+ * translated block) gets a few dozen arenas.  An element larger than
+ * QPD_SB_REGION gets an arena whose region is its own size rounded up to a
+ * page.  Arenas are added as scoreboards are created, so their number and
+ * size have no limit but
  * memory; nothing is reserved up front, and untouched pages cost nothing.
  *
  * Growth.  Every arena has regions for every index below q->sb_cap.  A new
@@ -75,13 +80,29 @@ round_up(size_t v, size_t to)
 	return (v + to - 1) / to * to;
 }
 
-/* Region size for a column of len bytes. */
+/*
+ * Region size of a new arena for a column of len bytes: small arenas come
+ * in doubling sizes from QPD_SB_REGION_MIN to QPD_SB_REGION, so that a few
+ * scoreboards cost a few lines per vCPU index and thousands cost no more
+ * arenas than needed; a larger column gets its size in pages.
+ */
 static size_t
-region_for(size_t len)
+region_for(struct qpd *q, size_t len)
 {
-	size_t small = round_up(QPD_SB_REGION, page_size());
+	size_t r = q->sb_next_region;
 
-	return len <= small ? small : round_up(len, page_size());
+	if (len > QPD_SB_REGION)
+		return round_up(len, page_size());
+	while (r < len)
+		r *= 2;
+	return r;
+}
+
+/* Bytes mapped for cap regions of a (whole pages). */
+static size_t
+span(const struct qpd_sb_arena *a, unsigned cap)
+{
+	return round_up((size_t)cap * a->region, page_size());
 }
 
 /* The most indices an arena of this region may ever hold. */
@@ -133,6 +154,7 @@ qpd__arena_init(struct qpd *q)
 	if (align < 8 || align > page_size() || (align & (align - 1)) != 0)
 		return -EINVAL;
 	q->slot_align = align;
+	q->sb_next_region = QPD_SB_REGION_MIN;
 	q->sb_cap = q->core.max_vcpus < INITIAL_CAP ? q->core.max_vcpus
 						     : INITIAL_CAP;
 	return 0;
@@ -150,7 +172,7 @@ qpd__arena_destroy(struct qpd *q)
 		qpd__dealloc(sb);
 	for (a = q->arenas; a != NULL; a = next) {
 		next = a->next;
-		munmap(a->mem, (size_t)a->cap * a->region);
+		munmap(a->mem, span(a, a->cap));
 		qpd__dealloc(a->free_ext);
 		qpd__dealloc(a);
 	}
@@ -165,18 +187,20 @@ static struct qpd_sb_arena *
 arena_new_locked(struct qpd *q, size_t region)
 {
 	struct qpd_sb_arena *a = qpd__alloc(sizeof(*a));
-	size_t len = (size_t)q->sb_cap * region;
 
 	if (a == NULL)
 		return NULL;
 	a->free_ext = qpd__alloc(sizeof(*a->free_ext) * 4);
 	if (a->free_ext == NULL)
 		goto fail;
-	a->mem = map_with_room(len, (size_t)cap_limit(q, region) * region);
+	a->region = region;
+	a->mem = map_with_room(span(a, q->sb_cap),
+			       span(a, cap_limit(q, region)));
 	if (a->mem == MAP_FAILED)
 		goto fail;
-	a->region = region;
 	a->cap = q->sb_cap;
+	if (region < QPD_SB_REGION && region * 2 > q->sb_next_region)
+		q->sb_next_region = region * 2;
 	a->cap_free_ext = 4;
 	a->n_free_ext = 1;
 	a->free_ext[0] = (struct qpd_extent){ .off = 0, .len = region };
@@ -327,7 +351,7 @@ hwm_raise(struct qpd *q, unsigned vcpu)
 		;
 }
 
-/* A free column of len bytes in an arena of `region`, or (size_t)-1. */
+/* A free column of len bytes, first fit, newest arena first; or -1. */
 static size_t
 column_find_locked(struct qpd *q, size_t region, size_t len,
 		   struct qpd_sb_arena **out)
@@ -336,8 +360,6 @@ column_find_locked(struct qpd *q, size_t region, size_t len,
 	size_t off;
 
 	for (a = q->arenas; a != NULL; a = a->next) {
-		if (a->region != region)
-			continue;
 		off = column_take(a, len);
 		if (off != (size_t)-1) {
 			*out = a;
@@ -366,7 +388,6 @@ qpd_scoreboard_new(struct qpd *q, size_t elem_size)
 		return NULL;
 	}
 	len = round_up(elem_size, q->slot_align);
-	region = region_for(len);
 	sb = qpd__alloc(sizeof(*sb));
 	if (sb == NULL) {
 		errno = ENOMEM;
@@ -374,6 +395,7 @@ qpd_scoreboard_new(struct qpd *q, size_t elem_size)
 		return NULL;
 	}
 	pthread_mutex_lock(&q->lock);
+	region = region_for(q, len);
 	if ((size_t)q->sb_cap * region > QPD_SB_SPAN_MAX) {
 		err = -EINVAL; /* too large for the indices already handed out */
 	} else if ((off = column_find_locked(q, region, len, &a)) ==
@@ -481,15 +503,14 @@ landing_reclaim(ck_epoch_entry_t *e)
 static int
 arena_move_locked(struct qpd *q, struct qpd_sb_arena *a, unsigned cap)
 {
-	size_t old_len = (size_t)a->cap * a->region;
-	size_t len = (size_t)cap * a->region;
+	size_t old_len = span(a, a->cap);
 	struct landing *l = qpd__alloc(sizeof(*l));
 	char *to;
 	void *moved;
 
 	if (l == NULL)
 		return -ENOMEM;
-	to = map_with_room(len, (size_t)cap_limit(q, a->region) * a->region);
+	to = map_with_room(span(a, cap), span(a, cap_limit(q, a->region)));
 	if (to == MAP_FAILED) {
 		qpd__dealloc(l);
 		return -ENOMEM;
@@ -537,12 +558,11 @@ qpd_scoreboard_reserve(struct qpd *q, unsigned n, bool may_move)
 			cap = lim;
 	}
 	for (a = q->arenas; a != NULL && err == 0; a = a->next) {
-		size_t len = (size_t)a->cap * a->region;
-
 		if (a->cap >= cap)
 			continue;
-		if (mremap(a->mem, len, (size_t)cap * a->region, 0) !=
-		    MAP_FAILED) {
+		if (span(a, cap) == span(a, a->cap) ||
+		    mremap(a->mem, span(a, a->cap), span(a, cap), 0) !=
+			    MAP_FAILED) {
 			a->cap = cap;
 			q->n_sb_grown++;
 			arena_bind_locked(q, a, 0);
@@ -685,7 +705,7 @@ arena_bind_locked(struct qpd *q, struct qpd_sb_arena *a, unsigned from)
 #ifdef QPD_HAVE_NUMA
 	unsigned n = ck_pr_load_uint(&q->core.num_vcpus);
 
-	if (!numa_useful())
+	if (!numa_useful() || a->region % page_size() != 0)
 		return;
 	for (unsigned v = from; v < n && v < a->cap; v++) {
 		struct qpd_vcpu *vc = qpd__vcpu(q, v);
@@ -720,7 +740,8 @@ qpd__arena_place(struct qpd *q, unsigned vcpu, int node, bool move)
 	pthread_mutex_lock(&q->lock);
 	for (struct qpd_sb_arena *a = q->arenas; a != NULL && err == 0;
 	     a = a->next) {
-		if (vcpu < a->cap)
+		/* Smaller regions share pages: first touch places them. */
+		if (vcpu < a->cap && a->region % page_size() == 0)
 			err = region_bind(a, vcpu, node, move);
 	}
 	pthread_mutex_unlock(&q->lock);
