@@ -39,13 +39,15 @@
  *   an uninstall frees it in an exclusive section the syscall path is not
  *   part of.
  *
- * - Scoreboards are qpd scoreboards.  A vCPU's slot never moves, so a new
- *   vCPU index needs neither start_exclusive() nor tb_flush().  QEMU's
- *   translator addresses slot v as data + v * element_size of the
- *   scoreboard's GArray; here that GArray is a view whose data is vCPU 0's
- *   slot and whose element size is qpd's region stride, both fixed for the
- *   scoreboard's life, so the translator and api.c stay unchanged.  Slots of
- *   different vCPUs are QPD_SB_REGION apart: no false sharing.
+ * - Scoreboards are qpd scoreboards.  QEMU's translator addresses slot v
+ *   as data + v * element_size of the scoreboard's GArray; here that GArray
+ *   is a view whose data is vCPU 0's slot and whose element size is qpd's
+ *   stride (a region of pages per vCPU: no false sharing), so the
+ *   translator and api.c stay unchanged.  A new vCPU index grows qpd's
+ *   slots in place, with neither start_exclusive() nor tb_flush().  Only if
+ *   the address space after some slots was taken by then must they move:
+ *   then, as QEMU does for every growth, every vCPU is stopped, the views
+ *   follow the slots and translated code is flushed (qpd counts these).
  *
  * - Dynamic callbacks.  The per-TB and per-instruction arrays plugins fill
  *   at translation time stay QEMU's GArrays: plugin-gen.c turns them into
@@ -84,13 +86,6 @@
 #include <qpd.h>
 #endif
 
-/*
- * Translated code computes a slot's offset as cpu_index * element_size in
- * 32 bits and sign-extends it (plugin-gen.c); with a 1 MiB stride that is
- * exact for indices below 2048.
- */
-#define QPD_QEMU_MAX_VCPUS (INT32_MAX / QPD_SB_REGION + 1)
-
 #include "qpd-common.c.inc"
 
 /* ------------------------------------------------------------------ */
@@ -117,10 +112,12 @@ static void vcpu_mask_update__async(CPUState *cpu, run_on_cpu_data unused)
 /* qpd's hook: @vcpu's mask changed (any thread, no qpd lock held). */
 static void vcpu_mask_changed(unsigned vcpu, void *opaque)
 {
+    CPUState *cpu;
+
     QEMU_LOCK_GUARD(&cpus_lock);
-    if (vcpu < QPD_QEMU_MAX_VCPUS && cpus[vcpu] != NULL) {
-        async_run_on_cpu(cpus[vcpu], vcpu_mask_update__async,
-                         RUN_ON_CPU_NULL);
+    cpu = cpu_of_locked(vcpu);
+    if (cpu != NULL) {
+        async_run_on_cpu(cpu, vcpu_mask_update__async, RUN_ON_CPU_NULL);
     }
 }
 
@@ -138,15 +135,12 @@ static void qemu_plugin_vcpu_init__async(CPUState *cpu, run_on_cpu_data unused)
     int idx = cpu->cpu_index;
     int err;
 
-    if (idx < 0 || idx >= QPD_QEMU_MAX_VCPUS) {
-        error_report("plugin: vCPU index %d: at most %d vCPUs with plugins",
-                     idx, (int)QPD_QEMU_MAX_VCPUS);
-        abort();
-    }
+    g_assert(idx >= 0);
     WITH_QEMU_LOCK_GUARD(&cpus_lock) {
-        cpus[idx] = cpu;
+        cpu_set_locked(idx, cpu);
     }
-    /* Where QEMU grew every scoreboard: qpd's slots already exist. */
+    /* Where QEMU grows every scoreboard: qpd's grow in place. */
+    scoreboards_reserve(idx + 1);
     raise_num_vcpus(idx);
     qpd_qemu_set_cb_flags(cpu, QEMU_PLUGIN_CB_RW_REGS);
     err = qpd_vcpu_init(qpd_q, idx);
@@ -171,7 +165,7 @@ void qemu_plugin_vcpu_exit_hook(CPUState *cpu)
     int idx = cpu->cpu_index;
     int err;
 
-    if (qpd_q == NULL || idx < 0 || idx >= QPD_QEMU_MAX_VCPUS) {
+    if (qpd_q == NULL || idx < 0) {
         return;
     }
     qpd_qemu_set_cb_flags(cpu, QEMU_PLUGIN_CB_RW_REGS);
@@ -183,7 +177,7 @@ void qemu_plugin_vcpu_exit_hook(CPUState *cpu)
         abort();
     }
     WITH_QEMU_LOCK_GUARD(&cpus_lock) {
-        cpus[idx] = NULL;
+        cpu_set_locked(idx, NULL);
     }
 }
 
@@ -346,10 +340,15 @@ void plugin_register_vcpu_mem_cb(GArray **arr,
 /* ------------------------------------------------------------------ */
 /* Scoreboards                                                          */
 
+/* A plugin's scoreboard: the view QEMU reads and qpd's handle. */
+struct sb_view {
+    struct qemu_plugin_scoreboard score; /* first: what the plugin holds */
+    struct qpd_scoreboard *sb;
+};
+
 static struct qpd_scoreboard *sb_of(const struct qemu_plugin_scoreboard *s)
 {
-    /* The view's data is vCPU 0's slot, qpd's handle's `base`. */
-    return (struct qpd_scoreboard *)(void *)(s->data->data - QPD_SB_REGION);
+    return container_of(s, struct sb_view, score)->sb;
 }
 
 static qpd_u64 u64_of(qemu_plugin_u64 entry)
@@ -357,31 +356,56 @@ static qpd_u64 u64_of(qemu_plugin_u64 entry)
     return (qpd_u64){ .score = sb_of(entry.score), .offset = entry.offset };
 }
 
+/*
+ * Points @v's GArray at its slots: vCPU 0's slot as data and qpd's stride
+ * as element size, so slot i is data + i * element size, as QEMU computes.
+ */
+static void view_follow(struct sb_view *v)
+{
+    GArray *old = v->score.data;
+
+    v->score.data = g_array_sized_new(false, false, v->sb->stride, 0);
+    v->score.data->data = v->sb->base;
+    if (old != NULL) {
+        /* A view owns no storage: detach it before freeing. */
+        old->data = NULL;
+        g_array_free(old, true);
+    }
+}
+
 struct qemu_plugin_scoreboard *plugin_scoreboard_new(size_t element_size)
 {
-    struct qpd_scoreboard *sb = scoreboard_new_or_die(element_size);
-    struct qemu_plugin_scoreboard *score;
+    struct sb_view *v = g_new0(struct sb_view, 1);
 
-    g_assert(sb->base == (char *)sb + QPD_SB_REGION &&
-             sb->stride == QPD_SB_REGION);
-    /*
-     * A GArray view of the scoreboard (never resized): slot v is
-     * data + v * element size, for every v, for the scoreboard's life.
-     * No vCPU is stopped and nothing is flushed, now or when vCPUs grow.
-     */
-    score = g_new0(struct qemu_plugin_scoreboard, 1);
-    score->data = g_array_sized_new(false, false, QPD_SB_REGION, 0);
-    score->data->data = sb->base;
-    return score;
+    /* No move may change the slots between qpd's answer and the view. */
+    QEMU_LOCK_GUARD(&sb_lock);
+    v->sb = scoreboard_new_or_die(element_size);
+    view_follow(v);
+    QLIST_INSERT_HEAD(&plugin.scoreboards, &v->score, entry);
+    return &v->score;
 }
 
 void plugin_scoreboard_free(struct qemu_plugin_scoreboard *score)
 {
-    scoreboard_free_or_die(sb_of(score));
-    /* The view owns no storage: detach it before freeing. */
+    struct sb_view *v = container_of(score, struct sb_view, score);
+
+    WITH_QEMU_LOCK_GUARD(&sb_lock) {
+        QLIST_REMOVE(score, entry);
+    }
+    scoreboard_free_or_die(v->sb);
     score->data->data = NULL;
     g_array_free(score->data, true);
-    g_free(score);
+    g_free(v);
+}
+
+/* After slots moved (sb_lock held, every vCPU stopped): views follow. */
+static void scoreboard_views_follow(void)
+{
+    struct qemu_plugin_scoreboard *s;
+
+    QLIST_FOREACH(s, &plugin.scoreboards, entry) {
+        view_follow(container_of(s, struct sb_view, score));
+    }
 }
 
 void exec_inline_op(enum plugin_dyn_cb_type type,

@@ -70,9 +70,6 @@
 
 #include <qpd.h>
 
-/* 9.0.2's translator multiplies in pointer width (see the guide). */
-#define QPD_QEMU_MAX_VCPUS QPD_DEFAULT_MAX_VCPUS
-
 #include "qpd-common.c.inc"
 
 static void core_config(struct qpd_config *cfg)
@@ -99,7 +96,8 @@ void qemu_plugin_vcpu_init_hook(CPUState *cpu)
     if (qpd_q == NULL) {
         return;
     }
-    /* Also the point where QEMU grew scoreboards: qpd's slots exist. */
+    /* Also the point where QEMU grew scoreboards: qpd's grow in place. */
+    scoreboards_reserve(cpu->cpu_index + 1);
     raise_num_vcpus(cpu->cpu_index);
     err = qpd_vcpu_init(qpd_q, cpu->cpu_index);
     if (err) {
@@ -294,8 +292,13 @@ void *plugin_scoreboard_find(struct qemu_plugin_scoreboard *score,
     return slot;
 }
 
+/* The handle is qpd's: translated code reads its slots' address anew. */
+static void scoreboard_views_follow(void)
+{
+}
+
 void *qemu_plugin_u64_base(qemu_plugin_u64 entry, size_t *stride)
 {
-    *stride = QPD_SB_REGION;
+    *stride = sb_of(entry.score)->stride;
     return qpd_u64_slot(u64_of(entry), 0);
 }
