@@ -43,19 +43,19 @@ extern "C" {
 struct qpd_sb_arena;
 
 /*
- * A scoreboard's descriptor.  base, stride and max_vcpus are read by the
- * inline accessors; they change only in qpd_scoreboard_reserve() with
+ * A scoreboard's descriptor (one cache line: a plugin may make one per
+ * translated block).  base, stride and max_vcpus are read by the inline
+ * accessors; base and stride change only in qpd_scoreboard_reserve() with
  * may_move, while no thread uses a slot.  The rest is private.
  */
 struct qpd_scoreboard {
 	char *base;          /* vCPU 0's slot */
 	size_t stride;       /* bytes between consecutive vCPUs' slots */
 	unsigned max_vcpus;  /* vCPU indices below this have a slot */
-	size_t elem_size;
-	struct qpd *q;
+	unsigned elem_size;
+	unsigned col_size;   /* elem_size rounded up to the slot alignment */
 	struct qpd_sb_arena *arena;
 	size_t col_off;      /* offset of the slot in every vCPU region */
-	size_t col_size;     /* elem_size rounded up to the slot alignment */
 	ck_epoch_entry_t retire;
 };
 

@@ -51,6 +51,7 @@ struct qpd_extent {
  * scoreboard is a column at the same offset in every region.
  */
 struct qpd_sb_arena {
+	struct qpd *q;
 	char *mem;               /* vCPU 0's region */
 	size_t region;           /* a page multiple */
 	unsigned cap;            /* regions mapped */

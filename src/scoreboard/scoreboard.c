@@ -193,6 +193,7 @@ arena_new_locked(struct qpd *q, size_t region)
 	a->free_ext = qpd__alloc(sizeof(*a->free_ext) * 4);
 	if (a->free_ext == NULL)
 		goto fail;
+	a->q = q;
 	a->region = region;
 	a->mem = map_with_room(span(a, q->sb_cap),
 			       span(a, cap_limit(q, region)));
@@ -327,8 +328,8 @@ scoreboard_reclaim(ck_epoch_entry_t *e)
 {
 	struct qpd_scoreboard *sb = (struct qpd_scoreboard *)(void *)
 		((char *)e - offsetof(struct qpd_scoreboard, retire));
-	struct qpd *q = sb->q;
 	struct qpd_sb_arena *a = sb->arena;
+	struct qpd *q = a->q;
 	unsigned n = ck_pr_load_uint(&q->slot_hwm);
 
 	if (n > a->cap)
@@ -406,11 +407,10 @@ qpd_scoreboard_new(struct qpd *q, size_t elem_size)
 		err = -ENOMEM;
 	} else {
 		/* A column is zero when taken: fresh, or zeroed when freed. */
-		sb->q = q;
 		sb->arena = a;
 		sb->col_off = off;
-		sb->col_size = len;
-		sb->elem_size = elem_size;
+		sb->col_size = (unsigned)len;
+		sb->elem_size = (unsigned)elem_size;
 		sb->stride = a->region;
 		sb->base = a->mem + off;
 		ck_pr_store_uint(&sb->max_vcpus, a->cap);
@@ -451,7 +451,7 @@ qpd_scoreboard_free(struct qpd *q, struct qpd_scoreboard *sb)
 uint64_t
 qpd_scoreboard_generation(const struct qpd_scoreboard *sb)
 {
-	return sb ? ck_pr_load_64(&sb->q->sb_gen) : 0;
+	return sb ? ck_pr_load_64(&sb->arena->q->sb_gen) : 0;
 }
 
 unsigned
@@ -592,11 +592,11 @@ qpd_scoreboard_find(struct qpd_scoreboard *sb, unsigned vcpu)
 	if (sb == NULL)
 		return NULL;
 	if (vcpu >= ck_pr_load_uint(&sb->max_vcpus) &&
-	    (vcpu >= sb->q->core.max_vcpus ||
-	     qpd_scoreboard_reserve(sb->q, vcpu + 1, false) != 0 ||
+	    (vcpu >= sb->arena->q->core.max_vcpus ||
+	     qpd_scoreboard_reserve(sb->arena->q, vcpu + 1, false) != 0 ||
 	     vcpu >= ck_pr_load_uint(&sb->max_vcpus)))
 		return NULL;
-	hwm_raise(sb->q, vcpu);
+	hwm_raise(sb->arena->q, vcpu);
 	return qpd_u64_slot((qpd_u64){ sb, 0 }, vcpu);
 }
 
@@ -608,7 +608,7 @@ qpd_u64_sum(qpd_u64 e)
 
 	if (e.score == NULL)
 		return 0;
-	n = qpd_num_vcpus(e.score->q);
+	n = qpd_num_vcpus(e.score->arena->q);
 	max = ck_pr_load_uint(&e.score->max_vcpus);
 	for (v = 0; v < n && v < max; v++)
 		sum += ck_pr_load_64(qpd_u64_slot(e, v));
@@ -766,3 +766,7 @@ qpd__current_node(void)
 	return 0;
 #endif
 }
+
+/* A plugin may create one scoreboard per translated block: keep it small. */
+_Static_assert(sizeof(struct qpd_scoreboard) <= QPD_CACHELINE,
+	       "a scoreboard descriptor fits one cache line");
