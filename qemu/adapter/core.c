@@ -65,11 +65,14 @@
  * during a flush (do_tb_flush() is exclusive, and plugin_mem_cbs is cleared
  * after every instrumented instruction and on every exit from it), so the
  * handles may be freed in the flush, as QEMU frees its arrays there, and
- * the lists themselves outlive a grace period anyway.  Plugin removal stays
- * QEMU's shape: translated code is flushed in an exclusive section, qpd
- * unpublishes the plugin's callbacks, and the loader's remaining work
- * (the plugin's callback, dlclose) runs from qpd's `done` hook, once no
- * thread can be inside one of them.
+ * the lists themselves outlive a grace period anyway.  Plugin removal is
+ * QEMU's: in the exclusive section that flushed translated code, on a vCPU
+ * thread, the plugin's callbacks are unpublished and its reset or uninstall
+ * callback runs, so nothing executed after a reset escapes what the
+ * callback registered.  A thread outside that section (a system call hook)
+ * may still run an old callback: the arrays it reads are retired through
+ * qpd's epoch, and an uninstalled plugin's module stays loaded until no
+ * thread can be inside it.
  */
 #include "qemu/osdep.h"
 #include "qemu/error-report.h"
@@ -561,10 +564,16 @@ QEMU_DISABLE_CFI
 static void vcpu_discon(CPUState *cpu, enum qpd_discon_type type,
                         uint64_t from)
 {
-    /* The target's pc is read only when some plugin wants the event. */
-    VCPU_DISPATCH(cpu, qpd_discon_event(type), qemu_plugin_vcpu_discon_cb_t,
-                  cpu->cpu_index, (enum qemu_plugin_discon_type)type, from,
-                  cpu->cc->get_pc(cpu));
+    /*
+     * The target's pc, read once and only when some plugin wants the event:
+     * every callback sees where the discontinuity went, whatever an earlier
+     * one wrote to the pc.
+     */
+    VCPU_DISPATCH_WITH(cpu, qpd_discon_event(type),
+                       qemu_plugin_vcpu_discon_cb_t,
+                       const uint64_t to_ = cpu->cc->get_pc(cpu),
+                       cpu->cpu_index, (enum qemu_plugin_discon_type)type,
+                       from, to_);
 }
 
 void qemu_plugin_vcpu_interrupt_cb(CPUState *cpu, uint64_t from)
