@@ -288,9 +288,13 @@ SELFRESET = [
          ("1", "20000"), checks=(field_is("counted", 20000 // 4),),
          same=("syscalls", "resets", "counted", "vcpu_exits"), runs=(3, 10),
          tags=_t("conformance", "ci")),
+    # vcpu_exits is not compared: a thread that exits (outside the exclusive
+    # section) between the reset's unregistering and the callback's
+    # registering is not seen, upstream as on qpd (7 of 8 seen upstream in
+    # 3 of 6 runs with both builds running at once).
     Conf("syscalls 8x20000, reset every 20000", "selfreset", SELFRESET_EIGHT, "syscalls",
          ("8", "20000"), checks=(field_is("counted", 8 * 20000 // 4),),
-         same=("resets", "counted", "vcpu_exits"), runs=(3, 10), tags=_t("conformance", "ci")),
+         same=("resets", "counted"), runs=(3, 10), tags=_t("conformance", "ci")),
 ]
 
 # ------------------------------------------------------------- ulimit
