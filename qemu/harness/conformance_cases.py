@@ -11,6 +11,7 @@ known upstream failure) on a guest with what its run must show:
             "threads"   multi-threaded guests: 4-64 threads, fork with
                         threads, a relay of 5000 short-lived threads
             "selfreset" qemu/tests/plugin-selfreset.c resetting itself
+            "order"     several plugins at once: their callbacks' order
             "ulimit"    the smallest RLIMIT_AS upstream runs at, for qpd
             "boot"      the boot phase's Linux boot with -smp 4
   guest     a qemu/tests guest (NAME) or an absolute path (a host program)
@@ -23,6 +24,7 @@ known upstream failure) on a guest with what its run must show:
   same      KEY=N fields of the output whose values must be equal on both
             builds (where upstream's are deterministic)
   skip      why the row is not run (a plugin for another mode)
+  more      further plugins, each its own -plugin after the first
   files     "names": the files a run writes are compared by name only
             (uftrace's binary traces and its copy of the host's memory map)
   runs      how many times each build runs it (CI, --full): every run
@@ -55,6 +57,7 @@ class Conf:
     runs: tuple = (1, 1)            # runs per build: CI's, --full's
     env: tuple = ()                 # (NAME, VALUE) pairs added to the environment
     files: str = "text"             # written files compared by "text" or by "names" only
+    more: tuple = ()                # further Plugins, loaded after `plugin`
     tags: frozenset = field(default_factory=frozenset)
 
     @property
@@ -297,6 +300,17 @@ SELFRESET = [
          same=("resets", "counted"), runs=(3, 10), tags=_t("conformance", "ci")),
 ]
 
+# -------------------------------------------------------------- order
+# Upstream runs an event's callbacks most recently registered first: with
+# -plugin libbb -plugin libinsn, insn's ATEXIT output comes before bb's.
+ORDER = [
+    Conf("libbb then libinsn: ATEXIT order", "order", Plugin("bb"), "serial", ("1000",),
+         more=(Plugin("insn"),), expect=("Total:",), tags=_t("conformance", "ci")),
+    Conf("libinsn then libbb then libsyscall: ATEXIT order", "order", Plugin("insn"),
+         "serial", ("1000",), more=(Plugin("bb"), Plugin("syscall")), expect=("Total:",),
+         tags=_t("conformance")),
+]
+
 # ------------------------------------------------------------- ulimit
 # The smallest RLIMIT_AS (a multiple of STEP, at most MAX) at which
 # upstream runs the guest under libbb; qpd must run at exactly that value.
@@ -319,4 +333,4 @@ BOOT = [Conf("boot -smp 4: contrib/lib%s%s" % (lib, (" " + args).replace("{dir}/
 
 def all_cases(libs):
     """Every row, given the plugin libraries the builds have."""
-    return plugin_rows(libs) + PROGRAMS + THREADS + SELFRESET + ULIMIT + BOOT
+    return plugin_rows(libs) + PROGRAMS + THREADS + SELFRESET + ORDER + ULIMIT + BOOT

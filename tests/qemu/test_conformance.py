@@ -42,7 +42,7 @@ class CaseList(unittest.TestCase):
         for c in self.all:
             self.assertIn("conformance", c.tags, c.name)
             self.assertIn(c.section, ("plugins", "programs", "threads", "selfreset",
-                                      "ulimit", "boot"))
+                                      "order", "ulimit", "boot"))
 
     def test_well_formed(self):
         for c in self.all:
@@ -73,8 +73,8 @@ class CaseList(unittest.TestCase):
     def test_ci_set(self):
         ci = cases.select(self.all)
         sections = {c.section for c in ci}
-        self.assertEqual(sections, {"plugins", "programs", "threads", "selfreset", "ulimit",
-                                    "boot"})
+        self.assertEqual(sections, {"plugins", "programs", "threads", "selfreset", "order",
+                                    "ulimit", "boot"})
         self.assertLessEqual(sum(c.section == "boot" for c in ci), 1)
         self.assertIn("relay %d: libbb inline=on" % C.RELAY_GENERATIONS,
                       [c.name for c in ci])

@@ -23,6 +23,8 @@ Rows:
              few alive at once: vCPU indices climb to 5000)
   selfreset  qemu/tests/plugin-selfreset.c resetting itself every N
              system calls; its counts must be upstream's
+  order      several plugins loaded at once: their ATEXIT output (most
+             recently registered first) in upstream's order
   ulimit     the smallest RLIMIT_AS (16 MiB steps, by bisection) at which
              upstream runs a guest under libbb; qpd must run there too
   boot       the boot phase's Linux boot (-smp 4) under contrib plugins
@@ -183,13 +185,19 @@ class Suite:
         """BUILD's qemu-x86_64 command line of CASE, run in directory D."""
         fill = lambda s: s.replace("{dir}", d).replace("{src}", self.src)
         plugin = case.plugin and replace(case.plugin, args=fill(case.plugin.args))
-        return build.user_command(plugin, self.guest(case.guest),
+        argv = build.user_command(plugin, self.guest(case.guest),
                                   [fill(a) for a in case.args], True, self.bin)
+        # Further plugins go right after the first one's -plugin LIB,ARGS.
+        at = argv.index("-plugin") + 2 if case.more else 0
+        for p in reversed(case.more):
+            argv[at:at] = ["-plugin", build.plugin_arg(replace(p, args=fill(p.args)), self.bin)]
+        return argv
 
     def run_user(self, case, build, limit_as=None):
         """One run of CASE on BUILD: (Outcome, the output compared)."""
-        if case.plugin is not None and not build.has(case.plugin, self.bin):
-            return Outcome(False, "no " + case.plugin.so, absent=True), ""
+        for p in ((case.plugin,) if case.plugin else ()) + case.more:
+            if not build.has(p, self.bin):
+                return Outcome(False, "no " + p.so, absent=True), ""
         d = self.run_dir(case, build)
         argv = self.command(case, build, d)
         r = run_limited(argv, os.path.join(d, "run.log"), case.timeout, d,
