@@ -116,9 +116,12 @@ cap_limit(const struct qpd *q, size_t region)
 
 /*
  * Address space left free above an arena's largest size: other mappings
- * (thread stacks, heaps) fill the gap from its top end meanwhile.
+ * fill the gap from its top end meanwhile.  A guest with 256 threads maps
+ * 2 GiB of stacks (and its emulator as many host stacks) before its
+ * vCPU indices reach 256, so the slack is far larger than any program's
+ * mappings: it costs nothing, the probe is released at once.
  */
-#define GAP_SLACK ((size_t)1 << 30)
+#define GAP_SLACK ((size_t)64 << 30)
 
 /*
  * Maps len bytes, zero-filled, at the low end of a free gap of `room`

@@ -187,6 +187,36 @@ Test(scoreboard, capacity_grows_in_place_past_the_first_arena)
 	qpd_free(q);
 }
 
+/*
+ * A guest with hundreds of threads maps gigabytes of stacks (top-down, as
+ * the kernel hands addresses out) before its indices grow: growth must
+ * still happen in place.
+ */
+Test(scoreboard, growth_in_place_after_gigabytes_of_mappings)
+{
+	enum { N = 131072, CHUNK = 64 << 10 }; /* 8 GiB, no gap left unfilled */
+	struct qpd_config cfg = { .no_reclaimer_thread = true,
+				  .max_vcpus = 4096 };
+	struct qpd *q = qpd_new(&cfg);
+	struct qpd_scoreboard *sb = qpd_scoreboard_new(q, 8);
+	static void *m[N];
+	struct qpd_stats st;
+
+	cr_assert_not_null(sb);
+	for (unsigned i = 0; i < N; i++) {
+		m[i] = mmap(NULL, CHUNK, PROT_NONE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		cr_assert_neq(m[i], MAP_FAILED);
+	}
+	for (unsigned v = 0; v < 1024; v++)
+		cr_assert_eq(qpd_vcpu_init(q, v), 0, "vCPU %u", v);
+	cr_assert_eq(qpd_stats_get(q, &st), 0);
+	cr_assert_eq(st.n_sb_moved, 0, "8 GiB mapped meanwhile, yet grown in place");
+	for (unsigned i = 0; i < N; i++)
+		munmap(m[i], CHUNK);
+	qpd_free(q);
+}
+
 /* The fallback: the address space after an arena was taken. */
 Test(scoreboard, blocked_growth_moves_only_when_allowed)
 {
