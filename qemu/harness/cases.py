@@ -195,6 +195,10 @@ def bench_cases(nproc):
             w.append(Case("growth %s-code %dT" % (size, t), P["bb,inline=on"], "waves",
                           (t, funcs, rounds), group="growth", goal=0.85 if big else None,
                           tags=_t("bench", *(("ci",) if big else ()))))
+    # Threads that each start the next and exit: vCPU indices climb to 2000
+    # while at most 3 run (upstream regrows its scoreboards at each doubling).
+    w.append(Case("relay 2000 bb inline=on", P["bb,inline=on"], "relay", (2000,),
+                  group="relay", tags=_t("bench", "ci")))
     # The boot of ./run qemu (4 guest threads, 1M iterations each), then the
     # same with a 10x longer parallel phase. args: the guest's iterations.
     for name, plg, iters, goal in (

@@ -63,7 +63,7 @@ COLUMNS = ("runs", "upstream wall s", "qpd wall s", "wall ratio", "upstream CPU 
            "qpd CPU s", "CPU ratio", "flushes", "goal")
 NOTE = ("hyperfine -N -w 1, both builds interleaved, each order once; wall = median of "
         "all runs, CPU = mean user+system; ratio = qpd / upstream ± one standard "
-        "deviation of a single run's ratio; flushes = tb flushes in one untimed gdb run "
+        "deviation of a single run's ratio; flushes = tb flushes in one untimed gdb run (slots moved: qpd's scoreboard-slot moves, its fallback, which flushes) "
         "(upstream / qpd).")
 
 
@@ -143,6 +143,18 @@ def count_flushes(argv, log_path):
     return n if r.rc == 0 else None
 
 
+def qpd_stats_sum(path, key):
+    """The sum of KEY over the qpd-stats lines in PATH (one per process);
+    None if there are none."""
+    try:
+        with open(path) as f:
+            lines = [l.split() for l in f if l.startswith("qpd-stats ")]
+    except OSError:
+        return None
+    vals = [int(kv.split("=", 1)[1]) for l in lines for kv in l if kv.startswith(key + "=")]
+    return sum(vals) if vals else None
+
+
 def slower(r):
     """Whether qpd is slower than upstream beyond the row's spread."""
     return r["cpu_ratio"] - r["spread"] > 1.0
@@ -173,7 +185,9 @@ def cells(r):
             "qpd wall s": "%.3f" % q["wall_median"], "wall ratio": "%.2f" % r["wall_ratio"],
             "upstream CPU s": "%.3f" % u["cpu"], "qpd CPU s": "%.3f" % q["cpu"],
             "CPU ratio": "%.2f ± %.2f" % (r["cpu_ratio"], r["spread"]),
-            "flushes": "%s / %s" % (fl.get("upstream", "?"), fl.get("qpd", "?")) if fl else "-",
+            "flushes": ("%s / %s" % (fl.get("upstream", "?"), fl.get("qpd", "?")) +
+                        (", slots moved %d" % r["sb_moved"] if "sb_moved" in r else ""))
+                       if fl else "-",
             "goal": r["goal_text"]}
 
 
@@ -273,8 +287,21 @@ class Bench:
         the same on qpd with one thread."""
         _log("%s: counting flushes" % case.name)
         base = os.path.join(self.logdir, slug(case.name))
-        out = {"flushes": {b: count_flushes(cmds[b], "%s.%s.flushes" % (base, b))
-                           for b in cmds}}
+        stats = base + ".qpd-stats"
+        out = {"flushes": {}}
+        for b in cmds:
+            if b == "qpd":
+                # The adapter appends its counters here at exit.
+                if os.path.exists(stats):
+                    os.unlink(stats)
+                os.environ["QPD_QEMU_STATS"] = stats
+            try:
+                out["flushes"][b] = count_flushes(cmds[b], "%s.%s.flushes" % (base, b))
+            finally:
+                os.environ.pop("QPD_QEMU_STATS", None)
+        moved = qpd_stats_sum(stats, "sb_moved")
+        if moved is not None:
+            out["sb_moved"] = moved
         if case.group == "growth":
             key = (case.plugin, case.guest, case.args[1:])
             if key not in self.flush_1t:
