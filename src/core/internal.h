@@ -50,6 +50,8 @@ struct qpd_extent {
  * An arena: `cap` regions of `region` bytes, one per vCPU index; a
  * scoreboard is a column at the same offset in every region.
  */
+struct sb_slab;
+
 struct qpd_sb_arena {
 	struct qpd *q;
 	char *mem;               /* vCPU 0's region */
@@ -91,6 +93,8 @@ struct qpd {
 	unsigned slot_align;
 	unsigned sb_cap;         /* indices every arena has regions for */
 	size_t sb_next_region;   /* region of the next small arena */
+	struct sb_slab *sb_slabs; /* scoreboard descriptors, newest slab first */
+	struct qpd_scoreboard *sb_free; /* freed descriptors, linked by base */
 	unsigned slot_hwm;       /* indices handed out: [0, hwm) may be dirty */
 	uint64_t n_sb_grown;     /* capacity raised in place */
 	uint64_t n_sb_moved;     /* capacity raised by moving slots */

@@ -42,7 +42,7 @@
  * list only from an epoch callback, after every slice that might still
  * run a dynamic list referring to it has ended.  Zeroing covers every
  * region an index was handed out for (slot_hwm), so every new slot starts
- * zeroed.  Descriptors come from qpd__alloc (one cache line each).
+ * zeroed.  Descriptors come from slabs, one cache line each.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -163,16 +163,60 @@ qpd__arena_init(struct qpd *q)
 	return 0;
 }
 
+/*
+ * Descriptors come from slabs (a plugin may create one scoreboard per
+ * translated block: one cache line each, no allocator header), under
+ * q->lock; a freed one is reused.  Slabs live until qpd_free().
+ */
+#define SLAB_DESCS 1023u
+
+struct sb_slab {
+	struct sb_slab *next;
+	unsigned used;
+	struct qpd_scoreboard d[SLAB_DESCS] __attribute__((aligned(QPD_CACHELINE)));
+};
+
+/* A zeroed descriptor, or NULL (no memory). */
+static struct qpd_scoreboard *
+desc_get_locked(struct qpd *q)
+{
+	struct qpd_scoreboard *sb = q->sb_free;
+	struct sb_slab *s = q->sb_slabs;
+
+	if (sb != NULL) {
+		q->sb_free = (struct qpd_scoreboard *)(void *)sb->base;
+		memset(sb, 0, sizeof(*sb));
+		return sb;
+	}
+	if (s == NULL || s->used == SLAB_DESCS) {
+		s = qpd__alloc(sizeof(*s));
+		if (s == NULL)
+			return NULL;
+		s->next = q->sb_slabs;
+		q->sb_slabs = s;
+	}
+	return &s->d[s->used++];
+}
+
+/* Back on the free list (its base links it). */
+static void
+desc_put_locked(struct qpd *q, struct qpd_scoreboard *sb)
+{
+	sb->base = (char *)q->sb_free;
+	q->sb_free = sb;
+}
+
 /* Called with no slot user left: frees every arena and descriptor. */
 void
 qpd__arena_destroy(struct qpd *q)
 {
 	struct qpd_sb_arena *a, *next;
-	ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
-	void *sb;
+	while (q->sb_slabs != NULL) {
+		struct sb_slab *next_slab = q->sb_slabs->next;
 
-	while (ck_hs_next(&q->live_sb, &it, &sb))
-		qpd__dealloc(sb);
+		qpd__dealloc(q->sb_slabs);
+		q->sb_slabs = next_slab;
+	}
 	for (a = q->arenas; a != NULL; a = next) {
 		next = a->next;
 		munmap(a->mem, span(a, a->cap));
@@ -342,7 +386,7 @@ scoreboard_reclaim(ck_epoch_entry_t *e)
 			   sb->col_size);
 	column_give(a, sb->col_off, sb->col_size);
 	a->n_promised--;
-	qpd__dealloc(sb);
+	desc_put_locked(q, sb);
 }
 
 static void
@@ -380,7 +424,7 @@ column_find_locked(struct qpd *q, size_t region, size_t len,
 struct qpd_scoreboard *
 qpd_scoreboard_new(struct qpd *q, size_t elem_size)
 {
-	struct qpd_scoreboard *sb;
+	struct qpd_scoreboard *sb = NULL;
 	struct qpd_sb_arena *a = NULL;
 	size_t len, region, off;
 	int err = 0;
@@ -392,21 +436,19 @@ qpd_scoreboard_new(struct qpd *q, size_t elem_size)
 		return NULL;
 	}
 	len = round_up(elem_size, q->slot_align);
-	sb = qpd__alloc(sizeof(*sb));
-	if (sb == NULL) {
-		errno = ENOMEM;
-		QPD_FAIL(q, -ENOMEM);
-		return NULL;
-	}
 	pthread_mutex_lock(&q->lock);
 	region = region_for(q, len);
 	if ((size_t)q->sb_cap * region > QPD_SB_SPAN_MAX) {
 		err = -EINVAL; /* too large for the indices already handed out */
+	} else if ((sb = desc_get_locked(q)) == NULL) {
+		err = -ENOMEM;
 	} else if ((off = column_find_locked(q, region, len, &a)) ==
 		   (size_t)-1) {
+		desc_put_locked(q, sb);
 		err = -ENOMEM;
 	} else if (!qpd__ptrset_add(&q->live_sb, sb)) {
 		column_give(a, off, len);
+		desc_put_locked(q, sb);
 		err = -ENOMEM;
 	} else {
 		/* A column is zero when taken: fresh, or zeroed when freed. */
@@ -421,7 +463,6 @@ qpd_scoreboard_new(struct qpd *q, size_t elem_size)
 	}
 	pthread_mutex_unlock(&q->lock);
 	if (err != 0) {
-		qpd__dealloc(sb);
 		errno = -err;
 		QPD_FAIL(q, err);
 		return NULL;
