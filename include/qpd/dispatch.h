@@ -3,11 +3,12 @@
  *
  * Each event's callbacks form an immutable array published through the
  * instance's ck_epoch.  Dispatch tests the vCPU's event mask (one relaxed
- * load), loads the array pointer and calls every entry in plugin add order.
- * It takes no lock, performs no atomic read-modify-write, and writes only
- * the vCPU's own counters.  The per-vCPU dispatch functions must be called
- * by the vCPU thread inside a slice (qpd_vcpu_enter/leave); a callback may
- * register, unregister, uninstall its plugin or call qpd_vcpu_for_each.
+ * load), loads the array pointer and calls every entry in the array's
+ * order, which is QEMU's (see qpd_register_cb).  It takes no lock,
+ * performs no atomic read-modify-write, and writes only the vCPU's own
+ * counters.  The per-vCPU dispatch functions must be called by the vCPU
+ * thread inside a slice (qpd_vcpu_enter/leave); a callback may register,
+ * unregister, uninstall its plugin or call qpd_vcpu_for_each.
  */
 #ifndef QPD_DISPATCH_H
 #define QPD_DISPATCH_H
@@ -22,8 +23,13 @@ extern "C" {
 
 /*
  * Sets (fn != NULL) or removes (fn == NULL) the plugin's callback for ev;
- * fn and udata are published together.  -ENOENT unknown plugin, -EINVAL bad
- * event, -ESHUTDOWN plugin uninstalling (ignored, as QEMU does), -ENOMEM.
+ * fn and udata are published together.  An event's callbacks run in QEMU's
+ * order, most recently registered first across all plugins: a plugin's
+ * first callback for ev runs before every callback already there; setting
+ * another fn (or udata) for an ev the plugin has keeps its place; removing
+ * it (here, by qpd_plugin_reset or by uninstall) and registering again puts
+ * it first.  -ENOENT unknown plugin, -EINVAL bad event, -ESHUTDOWN plugin
+ * uninstalling (ignored, as QEMU does), -ENOMEM.
  */
 int qpd_register_cb(struct qpd *q, qpd_plugin_id id, enum qpd_event ev,
 		    void *fn, void *udata);
@@ -64,7 +70,7 @@ struct qpd_dispatch {
 	bool opened;            /* this dispatch began the vCPU's section */
 };
 
-/* Every callback of an open dispatch, in plugin add order. */
+/* Every callback of an open dispatch, in order (see qpd_register_cb). */
 #define QPD_DISPATCH_FOREACH(d, c) QPD__EACH((d)->a, c)
 
 /*
@@ -157,8 +163,9 @@ qpd_syscall_ret(struct qpd *q, unsigned vcpu, int64_t num, int64_t ret)
 }
 
 /*
- * Offers a system call to the filters in plugin order; the first that
- * returns true wins, its *sysret is the call's result and true is returned.
+ * Offers a system call to the filters in callback order (most recently
+ * registered first, see qpd_register_cb); the first that returns true
+ * wins, its *sysret is the call's result and true is returned.
  */
 static inline bool
 qpd_syscall_filter(struct qpd *q, unsigned vcpu, int64_t num,
