@@ -221,10 +221,14 @@ qpd_discon(struct qpd *q, unsigned vcpu, enum qpd_discon_type type,
  * by the embedder at translation time and executed by vCPUs inside their
  * slices.  Entries run in the order they were added.  Appending is safe
  * while other threads execute the list (entries are published after they
- * are written and a grown array is retired through the epoch); appends to
- * one list must be serialised by the caller.  qpd_flush() retires every
- * list through the epoch: slices that are executing one may finish, but no
- * list may be executed in a slice that starts after the flush.
+ * are written and a grown array's predecessor is freed only with the
+ * list); appends to one list must be serialised by the caller.  Creating
+ * lists and appending to them take no lock (an append naming a scoreboard
+ * may take the instance's lock once after scoreboards or vCPUs come and
+ * go), so vCPUs translating at once do not wait for each other.
+ * qpd_flush() retires every list through the epoch: slices that are
+ * executing one may finish, but no list may be executed in a slice that
+ * starts after the flush.
  */
 
 enum qpd_inline_op {
@@ -277,15 +281,21 @@ struct qpd_dyn {
 	unsigned cap;
 	struct qpd *q;
 	ck_epoch_entry_t retire;
+	ck_stack_entry_t link;   /* on the instance's stack of new lists */
 };
 
-/* Creates an empty list; NULL with errno ENOMEM or EINVAL (NULL q). */
+/*
+ * Creates an empty list, live until qpd_dyn_retire(), a qpd_flush() that
+ * begins after this returns, or qpd_free(); lock-free (one allocation and
+ * a push).  NULL with errno ENOMEM or EINVAL (NULL q).
+ */
 struct qpd_dyn *qpd_dyn_new(struct qpd *q);
 
 /*
  * Retires one list (for an embedder that invalidates a single block); it
- * is freed after a grace period.  -ENOENT if not a live list of q, -EINVAL
- * for NULL.
+ * is freed after a grace period.  -ENOENT if not a live list of q (retired
+ * already, by this or by a flush, or not a list of q: nothing is read
+ * through the pointer), -EINVAL for NULL.  Takes the instance's lock.
  */
 int qpd_dyn_retire(struct qpd *q, struct qpd_dyn *list);
 

@@ -10,6 +10,7 @@
 
 #include <ck_hs.h>
 #include <ck_malloc.h>
+#include <ck_sequence.h>
 #include <ck_stack.h>
 
 #include <qpd.h>
@@ -48,6 +49,13 @@ struct qpd_extent {
 
 CK_STACK_CONTAINER(struct qpd_guest, link, ck_stack_entry_container_guest)
 
+/* A scoreboard dyn.c found live, with the size its appends check. */
+struct qpd_sb_seen {
+	const struct qpd_scoreboard *sb;
+	unsigned elem_size;
+};
+#define QPD_SB_SEEN 4
+
 struct qpd {
 	struct qpd_core core; /* first: the inline fast paths read it */
 
@@ -70,6 +78,12 @@ struct qpd {
 	unsigned n_online;
 	ck_stack_t guests;       /* lock-free push, never popped */
 	unsigned atexit_ran;     /* ck_pr_fas: ATEXIT runs once */
+
+	/* dyn.c, lock-free: n_live_dyn below also counts lists on new_dyn. */
+	ck_stack_t new_dyn;      /* lists not yet in live_dyn: push_upmc */
+	ck_sequence_t sb_seen_seq; /* writers hold the lock */
+	struct qpd_sb_seen sb_seen[QPD_SB_SEEN];
+	uint64_t sb_seen_gen;    /* sb_gen when sb_seen was filled */
 
 	char *arena;             /* descriptors, then one region per vCPU */
 	unsigned slot_align;

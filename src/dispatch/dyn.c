@@ -5,15 +5,42 @@
  * stores.  Appending writes the entry past the published count, fences,
  * then stores the new count, so an executor that loads the count first
  * (qpd__dyn_snapshot) only walks entries that are complete.  When the
- * array is full the appender copies it into one twice the size, publishes
- * the new pointer before any count that needs it, and retires the old
- * array through the epoch: an executor still walking the old one is inside
- * its slice, so the old array outlives it.  The count only grows, and every
- * array ever published holds the first `count` entries it was published
- * with, so any (count, array) pair an executor loads is consistent.
+ * array is full the appender copies it into one twice the size and
+ * publishes the new pointer before any count that needs it.  The count
+ * only grows, and every array ever published holds the first `count`
+ * entries it was published with, so any (count, array) pair an executor
+ * loads is consistent.  A replaced array stays allocated, chained to its
+ * successor, until the list itself is freed: an executor may still be
+ * walking it, and the list is freed only after a grace period that follows
+ * its retirement, when no slice that could hold any of its arrays is left.
+ * Arrays double, so the replaced ones add up to less than the current one;
+ * no lock and no epoch call is needed to grow.
  *
- * Lists are tracked in q->live_dyn.  qpd_flush() (like QEMU's flush of
- * translated code) retires them all at once; qpd_dyn_retire() retires one.
+ * Which lists are live.  qpd_flush() (like QEMU's flush of translated
+ * code) retires every list and qpd_free() frees those left; qpd_dyn_retire()
+ * retires one, and must answer -ENOENT, without reading through the
+ * pointer, for anything that is not a live list of q (a second retire, a
+ * list a flush took, a foreign or wild pointer).  So the live lists are
+ * kept by address, in two places:
+ *   - q->new_dyn, a ck_stack that qpd_dyn_new() pushes on with
+ *     ck_stack_push_upmc: no lock, so vCPUs translating at once do not
+ *     serialise;
+ *   - q->live_dyn, a set of addresses (ck_hs), read and written under
+ *     q->lock only.
+ * Everything else happens under q->lock, which makes the lock holder the
+ * stack's only consumer: qpd_dyn_retire() takes the whole stack at once
+ * (ck_stack_batch_pop_upmc, a single exchange that concurrent pushes
+ * cannot lose anything to) and moves every list but the one it retires
+ * into the set, or back onto the stack if the set cannot grow;
+ * qpd__dyn_retire_all_locked() takes the whole stack and empties the set.
+ * A list is thus, at any time, on the stack, in the set, or in the hands
+ * of the lock holder, and it leaves them exactly once, into the epoch, by
+ * the one path that found it: never retired twice, never lost.
+ * q->n_live_dyn counts the lists on the stack and in the set; it is raised
+ * before a list is pushed and lowered after it is taken, so it never falls
+ * below the number qpd_flush() must retire, and a flush that reads 0 can
+ * skip the lock.
+ *
  * Either way the list is freed from an epoch callback, after every slice
  * that might still execute it has ended.
  *
@@ -27,11 +54,13 @@
 
 #include "../core/internal.h"
 
-/* An entry array with the epoch entry that retires it. */
+/* An entry array and the array it replaced (NULL for the first). */
 struct dyn_arr {
-	ck_epoch_entry_t retire;
+	struct dyn_arr *older;
 	struct qpd_dyn_entry e[];
 };
+
+CK_STACK_CONTAINER(struct qpd_dyn, link, dyn_of_link)
 
 static struct dyn_arr *
 arr_of(struct qpd_dyn_entry *e)
@@ -41,19 +70,18 @@ arr_of(struct qpd_dyn_entry *e)
 }
 
 static void
-arr_free_cb(ck_epoch_entry_t *e)
-{
-	qpd__dealloc(e);
-}
-
-static void
 list_free_cb(ck_epoch_entry_t *e)
 {
 	struct qpd_dyn *l = (struct qpd_dyn *)(void *)
 		((char *)e - offsetof(struct qpd_dyn, retire));
+	struct dyn_arr *a = l->e != NULL ? arr_of(l->e) : NULL;
 
-	if (l->e != NULL)
-		qpd__dealloc(arr_of(l->e));
+	while (a != NULL) {
+		struct dyn_arr *older = a->older;
+
+		qpd__dealloc(a);
+		a = older;
+	}
 	qpd__dealloc(l);
 }
 
@@ -61,54 +89,85 @@ struct qpd_dyn *
 qpd_dyn_new(struct qpd *q)
 {
 	struct qpd_dyn *l;
-	bool ok;
 
 	if (q == NULL) {
 		errno = EINVAL;
 		return NULL;
 	}
 	l = qpd__alloc(sizeof(*l));
-	if (l == NULL)
-		goto nomem;
+	if (l == NULL) {
+		errno = ENOMEM;
+		QPD_FAIL(q, -ENOMEM);
+		return NULL;
+	}
 	l->q = q;
-	pthread_mutex_lock(&q->lock);
-	ok = qpd__ptrset_add(&q->live_dyn, l);
-	if (ok)
-		ck_pr_store_uint(&q->n_live_dyn, q->n_live_dyn + 1);
-	pthread_mutex_unlock(&q->lock);
-	if (ok)
-		return l;
-	qpd__dealloc(l);
-nomem:
-	errno = ENOMEM;
-	QPD_FAIL(q, -ENOMEM);
-	return NULL;
+	/* Counted before it can be taken, so the count never underflows. */
+	ck_pr_inc_uint(&q->n_live_dyn);
+	/* The push fences l's fields and the count before it (store-store). */
+	ck_stack_push_upmc(&q->new_dyn, &l->link);
+	return l;
+}
+
+/*
+ * Takes every list off q->new_dyn into q->live_dyn, except `target`, which
+ * is left out (no longer tracked) and reported; a list the set has no room
+ * for goes back on the stack, still live.  Under q->lock: the only
+ * consumer of the stack, so the batch it takes is its own.
+ */
+static bool
+take_new_locked(struct qpd *q, const struct qpd_dyn *target)
+{
+	ck_stack_entry_t *e = ck_stack_batch_pop_upmc(&q->new_dyn), *next;
+	bool found = false;
+
+	for (; e != NULL; e = next) {
+		struct qpd_dyn *l = dyn_of_link(e);
+
+		next = e->next;
+		if (l == target)
+			found = true;
+		else if (!qpd__ptrset_add(&q->live_dyn, l))
+			ck_stack_push_upmc(&q->new_dyn, e);
+	}
+	return found;
 }
 
 int
 qpd_dyn_retire(struct qpd *q, struct qpd_dyn *list)
 {
-	int err = 0;
+	bool found;
 
 	if (q == NULL || list == NULL)
 		return QPD_FAIL(q, -EINVAL);
+	/* Compared by address only: nothing is read through list. */
 	pthread_mutex_lock(&q->lock);
-	if (qpd__ptrset_del(&q->live_dyn, list)) {
-		ck_pr_store_uint(&q->n_live_dyn, q->n_live_dyn - 1);
+	found = qpd__ptrset_del(&q->live_dyn, list) ||
+		take_new_locked(q, list);
+	if (found) {
+		ck_pr_dec_uint(&q->n_live_dyn);
 		qpd__retire_locked(q, &list->retire, list_free_cb);
-	} else
-		err = -ENOENT;
+	}
 	pthread_mutex_unlock(&q->lock);
-	return err ? QPD_FAIL(q, err) : 0;
+	return found ? 0 : QPD_FAIL(q, -ENOENT);
 }
 
-/* Under q->lock, from qpd_flush(): every live list goes. */
+/*
+ * Under q->lock, from qpd_flush() and qpd_free(): every live list goes.
+ * Lists pushed after the stack is taken are not retired: their
+ * qpd_dyn_new() returned after this flush began.
+ */
 void
 qpd__dyn_retire_all_locked(struct qpd *q)
 {
 	ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
+	ck_stack_entry_t *e = ck_stack_batch_pop_upmc(&q->new_dyn), *next;
+	unsigned n = 0;
 	void *p;
 
+	for (; e != NULL; e = next, n++) {
+		next = e->next;
+		qpd__retire_locked(q, &dyn_of_link(e)->retire, list_free_cb);
+	}
 	/*
 	 * Remove entries one by one: unlike a reset, removal never allocates,
 	 * so no list can be retired and yet stay in the set.
@@ -118,11 +177,15 @@ qpd__dyn_retire_all_locked(struct qpd *q)
 
 		qpd__ptrset_del(&q->live_dyn, l);
 		qpd__retire_locked(q, &l->retire, list_free_cb);
+		n++;
 	}
-	ck_pr_store_uint(&q->n_live_dyn, 0);
+	ck_pr_sub_uint(&q->n_live_dyn, n);
 }
 
-/* Publishes *ne as the list's next entry. */
+/*
+ * Publishes *ne as the list's next entry.  Appends to one list are
+ * serialised by the caller; no lock is taken.
+ */
 static int
 dyn_append(struct qpd_dyn *l, const struct qpd_dyn_entry *ne)
 {
@@ -137,18 +200,11 @@ dyn_append(struct qpd_dyn *l, const struct qpd_dyn_entry *ne)
 			return -ENOMEM;
 		if (l->n)
 			memcpy(a->e, l->e, l->n * sizeof(a->e[0]));
+		/* Executors may still walk it: freed with the list. */
+		a->older = l->e != NULL ? arr_of(l->e) : NULL;
 		/* The copied entries before the pointer (store-store). */
 		ck_pr_fence_store();
-		if (l->e != NULL) {
-			struct dyn_arr *old = arr_of(l->e);
-
-			ck_pr_store_ptr(&l->e, a->e);
-			pthread_mutex_lock(&l->q->lock);
-			qpd__retire_locked(l->q, &old->retire, arr_free_cb);
-			pthread_mutex_unlock(&l->q->lock);
-		} else {
-			ck_pr_store_ptr(&l->e, a->e);
-		}
+		ck_pr_store_ptr(&l->e, a->e);
 		l->cap = cap;
 	}
 	l->e[l->n] = *ne;
@@ -158,21 +214,118 @@ dyn_append(struct qpd_dyn *l, const struct qpd_dyn_entry *ne)
 	return 0;
 }
 
+/*
+ * Scoreboard checks without q->lock.  An append naming a scoreboard must
+ * fail with -ENOENT once that scoreboard's free has returned, and the set
+ * of live scoreboards (q->live_sb) can only be read under q->lock.  So an
+ * append first looks in q->sb_seen: up to QPD_SB_SEEN scoreboards found in
+ * q->live_sb under q->lock, stored (under q->lock, in a ck_sequence write
+ * section) with the generation q->sb_gen had then, and read without a lock
+ * in ck_sequence read sections, which retry on a concurrent write.  Every
+ * qpd_scoreboard_free() raises q->sb_gen under q->lock before it returns,
+ * so while q->sb_gen still equals sb_seen_gen no scoreboard has been freed
+ * since the cached ones were seen live: they are live.  Any change of the
+ * generation (a scoreboard created or freed, a vCPU index first
+ * initialised) empties the cache at the next miss, which takes q->lock
+ * once.  An append racing with the free of its scoreboard may see it live:
+ * it is ordered before the free, as it could be under a lock.
+ */
+
+/* The counter behind qpd_scoreboard_generation(); see the comment above. */
+static uint64_t
+sb_set_generation(struct qpd *q)
+{
+	return ck_pr_load_64(&q->sb_gen);
+}
+
+/* Whether sb is cached as live and the cache is current; *seen gets it. */
+static bool
+sb_seen_live(struct qpd *q, const struct qpd_scoreboard *sb,
+	     struct qpd_sb_seen *seen)
+{
+	unsigned version, i;
+	uint64_t gen;
+	bool hit;
+
+	do {
+		version = ck_sequence_read_begin(&q->sb_seen_seq);
+		gen = ck_pr_load_64(&q->sb_seen_gen);
+		hit = false;
+		for (i = 0; i < QPD_SB_SEEN && !hit; i++) {
+			if (ck_pr_load_ptr(&q->sb_seen[i].sb) != sb)
+				continue;
+			seen->sb = sb;
+			seen->elem_size = ck_pr_load_uint(&q->sb_seen[i].elem_size);
+			hit = true;
+		}
+	} while (ck_sequence_read_retry(&q->sb_seen_seq, version));
+	return hit && gen == sb_set_generation(q);
+}
+
+/* Caches *seen, found live now, in front; under q->lock. */
+static void
+sb_seen_put_locked(struct qpd *q, const struct qpd_sb_seen *seen)
+{
+	uint64_t gen = sb_set_generation(q);
+	unsigned i;
+
+	ck_sequence_write_begin(&q->sb_seen_seq);
+	if (q->sb_seen_gen != gen) {
+		for (i = 0; i < QPD_SB_SEEN; i++)
+			ck_pr_store_ptr(&q->sb_seen[i].sb, NULL);
+		ck_pr_store_64(&q->sb_seen_gen, gen);
+	}
+	for (i = QPD_SB_SEEN - 1; i > 0; i--) {
+		ck_pr_store_ptr(&q->sb_seen[i].sb, q->sb_seen[i - 1].sb);
+		ck_pr_store_uint(&q->sb_seen[i].elem_size,
+				 q->sb_seen[i - 1].elem_size);
+	}
+	ck_pr_store_ptr(&q->sb_seen[0].sb, seen->sb);
+	ck_pr_store_uint(&q->sb_seen[0].elem_size, seen->elem_size);
+	ck_sequence_write_end(&q->sb_seen_seq);
+}
+
+/* Bytes of sb's element, read while sb is known live. */
+static unsigned
+sb_elem_size(const struct qpd_scoreboard *sb)
+{
+	return sb->elem_size;
+}
+
+/* sb is a live scoreboard of q: from the cache, else under q->lock. */
+static int
+sb_lookup(struct qpd *q, const struct qpd_scoreboard *sb,
+	  struct qpd_sb_seen *seen)
+{
+	int err = 0;
+
+	if (sb_seen_live(q, sb, seen))
+		return 0;
+	pthread_mutex_lock(&q->lock);
+	if (!qpd__ptrset_has(&q->live_sb, sb)) {
+		err = -ENOENT;
+	} else {
+		seen->sb = sb;
+		seen->elem_size = sb_elem_size(sb);
+		sb_seen_put_locked(q, seen);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return err;
+}
+
 /* A counter reference must name a live scoreboard and an aligned u64. */
 static int
 check_entry(struct qpd *q, qpd_u64 entry)
 {
-	int err = 0;
+	struct qpd_sb_seen seen;
+	int err;
 
 	if (entry.score == NULL || entry.offset % sizeof(uint64_t) != 0)
 		return -EINVAL;
-	pthread_mutex_lock(&q->lock);
-	if (!qpd__ptrset_has(&q->live_sb, entry.score))
-		err = -ENOENT;
-	else if (entry.score->elem_size < sizeof(uint64_t) ||
-		 entry.offset > entry.score->elem_size - sizeof(uint64_t))
+	err = sb_lookup(q, entry.score, &seen);
+	if (err == 0 && (seen.elem_size < sizeof(uint64_t) ||
+			 entry.offset > seen.elem_size - sizeof(uint64_t)))
 		err = -EINVAL; /* written so that no sum can wrap */
-	pthread_mutex_unlock(&q->lock);
 	return err;
 }
 
