@@ -79,7 +79,7 @@ struct qpd {
 	ck_stack_t guests;       /* lock-free push, never popped */
 	unsigned atexit_ran;     /* ck_pr_fas: ATEXIT runs once */
 
-	/* dyn.c, lock-free: n_live_dyn below also counts lists on new_dyn. */
+	/* dyn.c: n_live_dyn below also counts a batch taken off new_dyn. */
 	ck_stack_t new_dyn;      /* lists not yet in live_dyn: push_upmc */
 	ck_sequence_t sb_seen_seq; /* writers hold the lock */
 	struct qpd_sb_seen sb_seen[QPD_SB_SEEN];

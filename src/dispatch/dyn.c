@@ -36,10 +36,16 @@
  * A list is thus, at any time, on the stack, in the set, or in the hands
  * of the lock holder, and it leaves them exactly once, into the epoch, by
  * the one path that found it: never retired twice, never lost.
- * q->n_live_dyn counts the lists on the stack and in the set; it is raised
- * before a list is pushed and lowered after it is taken, so it never falls
- * below the number qpd_flush() must retire, and a flush that reads 0 can
- * skip the lock.
+ *
+ * qpd_flush() skips the lock when there is no list to retire: when the
+ * stack is empty and then q->n_live_dyn is 0.  That count, written only
+ * under q->lock, is the size of the set plus one while the lock holder has
+ * a batch of the stack in hand: it is raised before the exchange that
+ * empties the stack and set to its final value once the batch is in the
+ * set or retired.  A flush that finds the stack empty after such an
+ * exchange therefore finds the count raised, and one that finds both empty
+ * comes after every list created before it began was retired.  Creating a
+ * list touches nothing shared but the stack's head.
  *
  * Either way the list is freed from an epoch callback, after every slice
  * that might still execute it has ended.
@@ -101,23 +107,35 @@ qpd_dyn_new(struct qpd *q)
 		return NULL;
 	}
 	l->q = q;
-	/* Counted before it can be taken, so the count never underflows. */
-	ck_pr_inc_uint(&q->n_live_dyn);
-	/* The push fences l's fields and the count before it (store-store). */
+	/* The push fences l's fields before the CAS that publishes l. */
 	ck_stack_push_upmc(&q->new_dyn, &l->link);
 	return l;
 }
 
 /*
- * Takes every list off q->new_dyn into q->live_dyn, except `target`, which
+ * Takes q->new_dyn's whole stack in one exchange, counting the batch in
+ * q->n_live_dyn while it is in hand (see the comment at the top); the
+ * caller stores the final count.  Under q->lock, the stack's only consumer.
+ */
+static ck_stack_entry_t *
+take_batch_locked(struct qpd *q)
+{
+	ck_pr_store_uint(&q->n_live_dyn, q->n_live_dyn + 1);
+	/* The raised count before the stack is seen empty (store-store). */
+	ck_pr_fence_store();
+	return ck_stack_batch_pop_upmc(&q->new_dyn);
+}
+
+/*
+ * Moves every list of q->new_dyn into q->live_dyn, except `target`, which
  * is left out (no longer tracked) and reported; a list the set has no room
- * for goes back on the stack, still live.  Under q->lock: the only
- * consumer of the stack, so the batch it takes is its own.
+ * for goes back on the stack, still live.  Under q->lock.
  */
 static bool
 take_new_locked(struct qpd *q, const struct qpd_dyn *target)
 {
-	ck_stack_entry_t *e = ck_stack_batch_pop_upmc(&q->new_dyn), *next;
+	unsigned n = q->n_live_dyn;
+	ck_stack_entry_t *e = take_batch_locked(q), *next;
 	bool found = false;
 
 	for (; e != NULL; e = next) {
@@ -126,9 +144,12 @@ take_new_locked(struct qpd *q, const struct qpd_dyn *target)
 		next = e->next;
 		if (l == target)
 			found = true;
-		else if (!qpd__ptrset_add(&q->live_dyn, l))
+		else if (qpd__ptrset_add(&q->live_dyn, l))
+			n++;
+		else
 			ck_stack_push_upmc(&q->new_dyn, e);
 	}
+	ck_pr_store_uint(&q->n_live_dyn, n);
 	return found;
 }
 
@@ -141,12 +162,13 @@ qpd_dyn_retire(struct qpd *q, struct qpd_dyn *list)
 		return QPD_FAIL(q, -EINVAL);
 	/* Compared by address only: nothing is read through list. */
 	pthread_mutex_lock(&q->lock);
-	found = qpd__ptrset_del(&q->live_dyn, list) ||
-		take_new_locked(q, list);
-	if (found) {
-		ck_pr_dec_uint(&q->n_live_dyn);
+	found = qpd__ptrset_del(&q->live_dyn, list);
+	if (found)
+		ck_pr_store_uint(&q->n_live_dyn, q->n_live_dyn - 1);
+	else
+		found = take_new_locked(q, list);
+	if (found)
 		qpd__retire_locked(q, &list->retire, list_free_cb);
-	}
 	pthread_mutex_unlock(&q->lock);
 	return found ? 0 : QPD_FAIL(q, -ENOENT);
 }
@@ -160,11 +182,10 @@ void
 qpd__dyn_retire_all_locked(struct qpd *q)
 {
 	ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
-	ck_stack_entry_t *e = ck_stack_batch_pop_upmc(&q->new_dyn), *next;
-	unsigned n = 0;
+	ck_stack_entry_t *e = take_batch_locked(q), *next;
 	void *p;
 
-	for (; e != NULL; e = next, n++) {
+	for (; e != NULL; e = next) {
 		next = e->next;
 		qpd__retire_locked(q, &dyn_of_link(e)->retire, list_free_cb);
 	}
@@ -177,9 +198,8 @@ qpd__dyn_retire_all_locked(struct qpd *q)
 
 		qpd__ptrset_del(&q->live_dyn, l);
 		qpd__retire_locked(q, &l->retire, list_free_cb);
-		n++;
 	}
-	ck_pr_sub_uint(&q->n_live_dyn, n);
+	ck_pr_store_uint(&q->n_live_dyn, 0);
 }
 
 /*

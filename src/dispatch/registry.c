@@ -223,13 +223,29 @@ dispatch_simple(struct qpd *q, enum qpd_event ev, const char *func)
 	return true;
 }
 
+/*
+ * False only if no dynamic list is live: none waits on new_dyn and then
+ * none is counted (the count covers a batch the lock holder took off
+ * new_dyn, see dyn.c).
+ */
+static bool
+dyn_maybe_live(struct qpd *q)
+{
+	uintptr_t head = (uintptr_t)ck_pr_load_ptr(&q->new_dyn.head);
+
+	/* The stack before the count (load-load): see dyn.c. */
+	ck_pr_fence_load();
+	/* Both words, one branch: flush's fast path stays short. */
+	return (head | ck_pr_load_uint(&q->n_live_dyn)) != 0;
+}
+
 void
 qpd_flush(struct qpd *q)
 {
 	if (q == NULL)
 		return;
 	/* Rare (translated code is being thrown away): a short lock is fine. */
-	if (ck_pr_load_uint(&q->n_live_dyn) != 0) {
+	if (dyn_maybe_live(q)) {
 		pthread_mutex_lock(&q->lock);
 		qpd__dyn_retire_all_locked(q);
 		pthread_mutex_unlock(&q->lock);
