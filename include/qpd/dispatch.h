@@ -264,6 +264,8 @@ enum qpd_dyn_kind {
 	QPD_DYN_COND_CB,
 	QPD_DYN_MEM_CB,
 	QPD_DYN_MEM_INLINE,
+	QPD_DYN_INLINE_UNALIGNED,     /* QPD_DYN_INLINE, offset % 8 != 0 */
+	QPD_DYN_MEM_INLINE_UNALIGNED, /* QPD_DYN_MEM_INLINE, offset % 8 != 0 */
 };
 
 /* Layout read by the inline executors; build entries with the functions. */
@@ -304,17 +306,27 @@ int qpd_dyn_add_cb(struct qpd_dyn *list, qpd_dyn_cb_t fn, void *udata);
 
 /*
  * Appends an inline op on entry's counter (ADD_U64 adds imm, STORE_U64
- * stores it).  -EINVAL for a bad op or an entry whose counter is not an
- * aligned u64 inside the element, -ENOENT if entry's scoreboard is not live,
- * -ENOMEM.
+ * stores it).  As in QEMU's translated code, the counter may be at any
+ * offset inside each vCPU's slot: offset + 8 must not exceed the slot's
+ * width, which is the scoreboard's column (its element size rounded up to
+ * the slot alignment, at least 64 bytes by default; no other scoreboard
+ * uses those bytes, and they are zero in a new scoreboard), so a counter
+ * may lie past the element or straddle its end.  A counter at an offset
+ * that is not a multiple of 8 is accessed with unaligned loads and stores
+ * (not single-copy atomic for a concurrent qpd_u64_sum); an aligned one
+ * takes the same path as before.  -EINVAL for a bad op, a NULL scoreboard
+ * or a counter that leaves the slot, -ENOENT if entry's scoreboard is not
+ * live, -ENOMEM.
  */
 int qpd_dyn_add_inline(struct qpd_dyn *list, enum qpd_inline_op op,
 		       qpd_u64 entry, uint64_t imm);
 
 /*
  * Appends fn(vcpu, udata) run only when `counter cond imm` holds; ALWAYS
- * adds a plain callback and NEVER adds nothing.  Errors as for
- * qpd_dyn_add_inline, and -EINVAL for a NULL fn or an unknown cond.
+ * adds a plain callback and NEVER adds nothing.  The counter must be an
+ * aligned u64 inside the element (it is read with one atomic load).
+ * Errors as for qpd_dyn_add_inline, with -EINVAL also for a counter that
+ * is misaligned or not inside the element, a NULL fn or an unknown cond.
  */
 int qpd_dyn_add_cond_cb(struct qpd_dyn *list, qpd_dyn_cb_t fn, void *udata,
 			enum qpd_cond cond, qpd_u64 entry, uint64_t imm);
@@ -327,7 +339,8 @@ int qpd_dyn_add_mem_cb(struct qpd_dyn *list, qpd_mem_cb_t fn,
 		       enum qpd_mem_rw rw, void *udata);
 
 /*
- * Appends a memory inline op run for accesses whose rw intersects rw.
+ * Appends a memory inline op run for accesses whose rw intersects rw; the
+ * counter may be at any offset inside the slot, as for qpd_dyn_add_inline.
  * Errors as for qpd_dyn_add_inline, and -EINVAL for a bad rw.
  */
 int qpd_dyn_add_mem_inline(struct qpd_dyn *list, enum qpd_mem_rw rw,
@@ -350,6 +363,31 @@ qpd__dyn_inline(const struct qpd_dyn_entry *e, unsigned vcpu)
 		qpd_inline_add_u64(e->entry, vcpu, e->imm);
 	else
 		qpd_u64_set(e->entry, vcpu, e->imm);
+}
+
+/* A u64 at any address: one load or store where the host allows it. */
+typedef uint64_t qpd__u64_unaligned __attribute__((may_alias, aligned(1)));
+
+/*
+ * The inline op of an entry whose counter is not 8-byte aligned, on the
+ * vCPU's own slot: a load, an add and a store as in qpd_inline_add_u64,
+ * through an unaligned access (volatile, as ck_pr's, for racing readers).
+ */
+static inline void
+qpd__dyn_inline_unaligned(const struct qpd_dyn_entry *e, unsigned vcpu)
+{
+	volatile qpd__u64_unaligned *p;
+
+	if (vcpu >= e->entry.score->max_vcpus)
+		return;
+	/* The slot's start is aligned; step to the counter bytewise. */
+	p = (volatile qpd__u64_unaligned *)(void *)
+		((char *)qpd_u64_slot((qpd_u64){ e->entry.score, 0 }, vcpu) +
+		 e->entry.offset);
+	if (e->op == QPD_OP_ADD_U64)
+		*p = *p + e->imm;
+	else
+		*p = e->imm;
 }
 
 static inline bool
@@ -397,6 +435,9 @@ qpd_dyn_exec(const struct qpd_dyn *list, unsigned vcpu)
 				((qpd_dyn_cb_t)e->fn)(vcpu, e->udata);
 			break;
 		default:
+			/* Off the aligned kinds' path (memory kinds skip). */
+			if (e->kind == QPD_DYN_INLINE_UNALIGNED)
+				qpd__dyn_inline_unaligned(e, vcpu);
 			break;
 		}
 	}
@@ -420,6 +461,8 @@ qpd_dyn_exec_mem(const struct qpd_dyn *list, unsigned vcpu, uint64_t vaddr,
 			((qpd_mem_cb_t)e->fn)(vcpu, meminfo, vaddr, e->udata);
 		else if (e->kind == QPD_DYN_MEM_INLINE)
 			qpd__dyn_inline(e, vcpu);
+		else if (e->kind == QPD_DYN_MEM_INLINE_UNALIGNED)
+			qpd__dyn_inline_unaligned(e, vcpu);
 	}
 }
 

@@ -49,10 +49,10 @@ struct qpd_extent {
 
 CK_STACK_CONTAINER(struct qpd_guest, link, ck_stack_entry_container_guest)
 
-/* A scoreboard dyn.c found live, with the size its appends check. */
+/* A scoreboard dyn.c found live, with the sizes its appends check. */
 struct qpd_sb_seen {
 	const struct qpd_scoreboard *sb;
-	unsigned elem_size;
+	unsigned elem_size, slot_size;
 };
 #define QPD_SB_SEEN 4
 

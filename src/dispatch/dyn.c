@@ -275,7 +275,10 @@ sb_seen_live(struct qpd *q, const struct qpd_scoreboard *sb,
 			if (ck_pr_load_ptr(&q->sb_seen[i].sb) != sb)
 				continue;
 			seen->sb = sb;
-			seen->elem_size = ck_pr_load_uint(&q->sb_seen[i].elem_size);
+			seen->elem_size =
+				ck_pr_load_uint(&q->sb_seen[i].elem_size);
+			seen->slot_size =
+				ck_pr_load_uint(&q->sb_seen[i].slot_size);
 			hit = true;
 		}
 	} while (ck_sequence_read_retry(&q->sb_seen_seq, version));
@@ -299,17 +302,37 @@ sb_seen_put_locked(struct qpd *q, const struct qpd_sb_seen *seen)
 		ck_pr_store_ptr(&q->sb_seen[i].sb, q->sb_seen[i - 1].sb);
 		ck_pr_store_uint(&q->sb_seen[i].elem_size,
 				 q->sb_seen[i - 1].elem_size);
+		ck_pr_store_uint(&q->sb_seen[i].slot_size,
+				 q->sb_seen[i - 1].slot_size);
 	}
 	ck_pr_store_ptr(&q->sb_seen[0].sb, seen->sb);
 	ck_pr_store_uint(&q->sb_seen[0].elem_size, seen->elem_size);
+	ck_pr_store_uint(&q->sb_seen[0].slot_size, seen->slot_size);
 	ck_sequence_write_end(&q->sb_seen_seq);
 }
 
-/* Bytes of sb's element, read while sb is known live. */
+/*
+ * What the checks read of a scoreboard, while it is known live (the only
+ * places dyn.c looks inside struct qpd_scoreboard).
+ */
+
+/* Bytes of sb's element. */
 static unsigned
 sb_elem_size(const struct qpd_scoreboard *sb)
 {
 	return sb->elem_size;
+}
+
+/*
+ * Bytes of each vCPU's slot of sb an inline op may touch: the scoreboard's
+ * column, its element rounded up to the slot alignment (and at least its
+ * descriptor's size), which no other scoreboard uses and which is zeroed
+ * for a new one.  At most QPD_SB_REGION.
+ */
+static unsigned
+sb_slot_size(const struct qpd_scoreboard *sb)
+{
+	return (unsigned)sb->col_size;
 }
 
 /* sb is a live scoreboard of q: from the cache, else under q->lock. */
@@ -327,38 +350,63 @@ sb_lookup(struct qpd *q, const struct qpd_scoreboard *sb,
 	} else {
 		seen->sb = sb;
 		seen->elem_size = sb_elem_size(sb);
+		seen->slot_size = sb_slot_size(sb);
 		sb_seen_put_locked(q, seen);
 	}
 	pthread_mutex_unlock(&q->lock);
 	return err;
 }
 
-/* A counter reference must name a live scoreboard and an aligned u64. */
+/* What an entry's counter reference must satisfy. */
+enum check {
+	CHECK_NONE,    /* no counter */
+	CHECK_ELEM,    /* an aligned u64 inside the element (conditions) */
+	CHECK_SLOT,    /* 8 bytes anywhere inside the slot (inline ops) */
+};
+
+/*
+ * A counter reference must name a live scoreboard of q and 8 bytes that
+ * the check allows.  Inline ops accept what QEMU's translated code does,
+ * where qemu_plugin_scoreboard_u64_in_struct() takes any offset and the
+ * op is a 64-bit access at slot + offset: any offset with offset + 8 <=
+ * the slot's width (sb_slot_size), aligned or not.  What would leave the
+ * vCPU's slot is refused.  Nothing is changed on refusal.
+ */
 static int
-check_entry(struct qpd *q, qpd_u64 entry)
+check_entry(struct qpd *q, qpd_u64 entry, enum check check)
 {
 	struct qpd_sb_seen seen;
+	unsigned limit;
 	int err;
 
-	if (entry.score == NULL || entry.offset % sizeof(uint64_t) != 0)
+	if (entry.score == NULL ||
+	    (check == CHECK_ELEM && entry.offset % sizeof(uint64_t) != 0))
 		return -EINVAL;
 	err = sb_lookup(q, entry.score, &seen);
-	if (err == 0 && (seen.elem_size < sizeof(uint64_t) ||
-			 entry.offset > seen.elem_size - sizeof(uint64_t)))
-		err = -EINVAL; /* written so that no sum can wrap */
-	return err;
+	if (err != 0)
+		return err;
+	limit = check == CHECK_SLOT ? seen.slot_size : seen.elem_size;
+	/* Written so that no sum can wrap. */
+	if (limit < sizeof(uint64_t) || entry.offset > limit - sizeof(uint64_t))
+		return -EINVAL;
+	return 0;
 }
 
 static int
 add_checked(struct qpd_dyn *list, const struct qpd_dyn_entry *ne,
-	    bool has_entry, const char *func)
+	    enum check check, const char *func)
 {
+	struct qpd_dyn_entry e = *ne;
 	int err = 0;
 
-	if (has_entry)
-		err = check_entry(list->q, ne->entry);
+	if (check != CHECK_NONE)
+		err = check_entry(list->q, e.entry, check);
+	/* Aligned counters keep the aligned kinds and their executors. */
+	if (check == CHECK_SLOT && e.entry.offset % sizeof(uint64_t) != 0)
+		e.kind = e.kind == QPD_DYN_INLINE ?
+			 QPD_DYN_INLINE_UNALIGNED : QPD_DYN_MEM_INLINE_UNALIGNED;
 	if (err == 0)
-		err = dyn_append(list, ne);
+		err = dyn_append(list, &e);
 	return err ? qpd__fail(list->q, err, func) : 0;
 }
 
@@ -385,7 +433,7 @@ add_cb(struct qpd_dyn *list, qpd_dyn_cb_t fn, void *udata, const char *func)
 		return -EINVAL;
 	if (fn == NULL)
 		return qpd__fail(list->q, -EINVAL, func);
-	return add_checked(list, &ne, false, func);
+	return add_checked(list, &ne, CHECK_NONE, func);
 }
 
 int
@@ -405,7 +453,7 @@ qpd_dyn_add_inline(struct qpd_dyn *list, enum qpd_inline_op op,
 		return -EINVAL;
 	if (!op_valid(op))
 		return qpd__fail(list->q, -EINVAL, __func__);
-	return add_checked(list, &ne, true, __func__);
+	return add_checked(list, &ne, CHECK_SLOT, __func__);
 }
 
 int
@@ -424,7 +472,7 @@ qpd_dyn_add_cond_cb(struct qpd_dyn *list, qpd_dyn_cb_t fn, void *udata,
 		return 0;
 	if (cond == QPD_COND_ALWAYS)
 		return add_cb(list, fn, udata, __func__);
-	return add_checked(list, &ne, true, __func__);
+	return add_checked(list, &ne, CHECK_ELEM, __func__);
 }
 
 int
@@ -438,7 +486,7 @@ qpd_dyn_add_mem_cb(struct qpd_dyn *list, qpd_mem_cb_t fn, enum qpd_mem_rw rw,
 		return -EINVAL;
 	if (fn == NULL || !rw_valid(rw))
 		return qpd__fail(list->q, -EINVAL, __func__);
-	return add_checked(list, &ne, false, __func__);
+	return add_checked(list, &ne, CHECK_NONE, __func__);
 }
 
 int
@@ -453,5 +501,5 @@ qpd_dyn_add_mem_inline(struct qpd_dyn *list, enum qpd_mem_rw rw,
 		return -EINVAL;
 	if (!op_valid(op) || !rw_valid(rw))
 		return qpd__fail(list->q, -EINVAL, __func__);
-	return add_checked(list, &ne, true, __func__);
+	return add_checked(list, &ne, CHECK_SLOT, __func__);
 }

@@ -72,6 +72,11 @@
  *     plain callback for ALWAYS) without looking at it.  NEVER with a bad
  *     reference is expected to give qpd 0 and legacy -EINVAL, adding
  *     nothing to either; ALWAYS with a bad reference is not generated.
+ *  D11 inline-op counters: qpd takes any offset whose 8 bytes lie inside
+ *     the slot (the scoreboard's column, wider than the element), aligned
+ *     or not, as QEMU's translated code does; legacy only an aligned u64
+ *     inside the element.  An inline or memory inline op naming a counter
+ *     only qpd accepts is not generated (qpd's side is unit-tested).
  *
  * Callbacks may call back into the API on their own plugin (qpd's
  * dispatch contract): the udata of a registration selects an action
@@ -602,6 +607,13 @@ shadow_remove_all(qpd_plugin_id id)
 {
 	for (unsigned ev = 0; ev < NEV; ev++)
 		shadow_unreg(id, ev);
+}
+
+/* Bytes of a qpd scoreboard's slot an inline op may use (D11). */
+static size_t
+qpd_slot_size(const struct qpd_scoreboard *sb)
+{
+	return sb->col_size;
 }
 
 static bool
@@ -1876,6 +1888,9 @@ op_dyn_add(struct rd *r)
 	if (d.kind == D_COND && d.cond == QPD_COND_ALWAYS && bad_ref &&
 	    d.var != 2)
 		return; /* D10: the two designs disagree on what it adds */
+	if ((d.kind == D_INLINE || d.kind == D_MEM_INLINE) && bad_ref &&
+	    d.sb >= 0 && d.off + 8 <= qpd_slot_size(F.sb[d.sb].q))
+		return; /* D11: only qpd takes this counter */
 	trace("dyn_add_%s(list %d, var %u, op %u, cond %u, rw %u, sb %d, "
 	      "offset %u, imm %#" PRIx64 ", udata %#x)", kname[d.kind],
 	      li ? (int)(li - F.li) : -1, d.var, d.op, d.cond, d.rw, d.sb,

@@ -4,10 +4,10 @@
  * more threads than cores.
  *
  * Each builder is a vCPU.  In one slice it creates a list, appends
- * callbacks and inline adds (with a growth of the entry array now and
- * then), executes it, retires it and retires it again.  The slice starts
- * before the list is created, so a flush that retires the list meanwhile
- * cannot free it under the builder.  Every list is retired exactly once,
+ * callbacks and inline adds, aligned and not (with a growth of the entry
+ * array now and then), executes it, retires it and retires it again.  The
+ * slice starts before the list is created, so a flush that retires the
+ * list meanwhile cannot free it under the builder.  Every list is retired exactly once,
  * by qpd_dyn_retire or by a flush; one in eight is left to the flushes
  * and to qpd_free().  Checked:
  *   - a retire that returns 0 after a flush that began once the list
@@ -46,7 +46,8 @@
 static struct qpd *q;
 static unsigned n_threads = 8, n_flushers = 2, seconds = 10;
 static unsigned stop;
-static qpd_u64 counter; /* stable scoreboard: inline adds, per vCPU */
+static qpd_u64 counter;  /* stable scoreboard: inline adds, per vCPU */
+static qpd_u64 ucounter; /* the same scoreboard, unaligned, past the element */
 
 /* Flushes begun and completed, per flusher (each runs them in order). */
 static struct {
@@ -68,6 +69,7 @@ struct builder {
 	uint64_t calls;         /* callbacks of its lists that ran */
 	uint64_t want_calls;
 	uint64_t want_adds;     /* inline adds into its counter slot */
+	uint64_t want_uadds;    /* and into its unaligned counter */
 	uint64_t rng;
 } __attribute__((aligned(64)));
 
@@ -97,6 +99,17 @@ count_cb(unsigned vcpu, void *udata)
 	if (vcpu != b->vcpu)
 		violation("callback ran with another vCPU's udata");
 	b->calls++;
+}
+
+/* The unaligned counter of vcpu, read bytewise. */
+static uint64_t
+uget(unsigned vcpu)
+{
+	uint64_t v;
+
+	memcpy(&v, (char *)qpd_scoreboard_find(ucounter.score, vcpu) +
+	       ucounter.offset, sizeof(v));
+	return v;
 }
 
 static void
@@ -152,8 +165,8 @@ one_list(struct builder *b)
 	uint64_t done0[MAX_FLUSHERS], begun1[MAX_FLUSHERS];
 	uint64_t done[MAX_FLUSHERS], begun2[MAX_FLUSHERS];
 	unsigned n = 1 + (unsigned)(rnd(&b->rng) % MAX_ENTRIES);
-	unsigned n_cb = 0, n_add = 0;
-	uint64_t calls, adds;
+	unsigned n_cb = 0, n_add = 0, n_uadd = 0;
+	uint64_t calls, adds, uadds;
 	bool keep = rnd(&b->rng) % 8 == 0, survived = false, flushed = false;
 	struct qpd_dyn *l;
 	int rc;
@@ -172,12 +185,19 @@ one_list(struct builder *b)
 	snap_flushes(begun1, NULL);
 	__atomic_fetch_add(&n_lists, 1, __ATOMIC_RELAXED);
 	for (unsigned i = 0; i < n; i++) {
-		if (rnd(&b->rng) & 1) {
+		switch (rnd(&b->rng) % 3) {
+		case 0:
 			rc = qpd_dyn_add_cb(l, count_cb, b);
 			n_cb += rc == 0;
-		} else {
+			break;
+		case 1:
 			rc = qpd_dyn_add_inline(l, QPD_OP_ADD_U64, counter, 1);
 			n_add += rc == 0;
+			break;
+		default:
+			rc = qpd_dyn_add_inline(l, QPD_OP_ADD_U64, ucounter, 3);
+			n_uadd += rc == 0;
+			break;
 		}
 		if (rc != 0)
 			violation("append to a list failed");
@@ -186,11 +206,15 @@ one_list(struct builder *b)
 		__atomic_fetch_add(&n_grown, 1, __ATOMIC_RELAXED);
 	calls = b->calls;
 	adds = qpd_u64_get(counter, b->vcpu);
+	uadds = uget(b->vcpu);
 	qpd_dyn_exec(l, b->vcpu);
-	if (b->calls - calls != n_cb || qpd_u64_get(counter, b->vcpu) - adds != n_add)
+	if (b->calls - calls != n_cb ||
+	    qpd_u64_get(counter, b->vcpu) - adds != n_add ||
+	    uget(b->vcpu) - uadds != 3 * n_uadd)
 		violation("execution did not run what was appended");
 	b->want_calls += n_cb;
 	b->want_adds += n_add;
+	b->want_uadds += 3 * n_uadd;
 	check_freed_scoreboard(l);
 	if (keep) {
 		__atomic_fetch_add(&n_kept, 1, __ATOMIC_RELAXED);
@@ -268,7 +292,8 @@ churner_main(void *arg)
 
 	(void)arg;
 	while (!__atomic_load_n(&stop, __ATOMIC_ACQUIRE)) {
-		struct qpd_scoreboard *sb = qpd_scoreboard_new(q, 8 + rnd(&rng) % 64);
+		struct qpd_scoreboard *sb =
+			qpd_scoreboard_new(q, 8 + rnd(&rng) % 64);
 
 		if (sb == NULL) {
 			violation("qpd_scoreboard_new failed");
@@ -327,6 +352,7 @@ main(int argc, char **argv)
 	if (q == NULL)
 		return 1;
 	counter = (qpd_u64){ qpd_scoreboard_new(q, 16), 8 };
+	ucounter = (qpd_u64){ counter.score, 21 };
 	builders = calloc(n_threads, sizeof(*builders));
 	n_all = n_threads + n_flushers + 1;
 	t = calloc(n_all, sizeof(*t));
@@ -334,7 +360,8 @@ main(int argc, char **argv)
 		return 1;
 	for (unsigned i = 0; i < n_threads; i++) {
 		builders[i].vcpu = i;
-		builders[i].rng = 0x853c49e6748fea9bULL ^ (i + 1) * 0x9e3779b9ULL;
+		builders[i].rng = 0x853c49e6748fea9bULL ^
+				  (i + 1) * 0x9e3779b9ULL;
 		pthread_create(&t[i], NULL, builder_main, &builders[i]);
 	}
 	for (unsigned f = 0; f < n_flushers; f++)
@@ -351,7 +378,8 @@ main(int argc, char **argv)
 
 		if (b->calls != b->want_calls)
 			violation("callback count not exact");
-		if (qpd_u64_get(counter, b->vcpu) != b->want_adds)
+		if (qpd_u64_get(counter, b->vcpu) != b->want_adds ||
+		    uget(b->vcpu) != b->want_uadds)
 			violation("inline add count not exact");
 	}
 	for (unsigned f = 0; f < n_flushers; f++)
