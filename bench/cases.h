@@ -8,6 +8,14 @@ void case_dispatch(void);
 /* Dynamic-list execution: each entry kind, lists of 1, 4, 16 entries. */
 void case_dyn(void);
 
+/* Building dynamic lists (new, two appends, retire or flush) on 1 and 2
+ * threads. */
+void case_dyn_build(void);
+
+/* Prints the list-building table; returns the 2-thread over 1-thread
+ * throughput of dyn_build (0 when not measured). */
+double report_dyn_build(void);
+
 /* Dispatch under registration churn, vCPU growth stalls, uninstall
  * latency. */
 void case_concurrent(void);

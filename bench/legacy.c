@@ -30,8 +30,8 @@
  *    of entries {context, fn, udata} (plugin.cb_lists, struct
  *    qemu_plugin_cb).  A plugin's first registration for an event inserts
  *    its entry at the head (QLIST_INSERT_HEAD_RCU in do_plugin_register_cb),
- *    so callbacks run in reverse registration order; qpd deliberately runs
- *    them in plugin install order instead.  A later registration for the
+ *    so callbacks run in reverse registration order (qpd keeps the same
+ *    order, in immutable arrays).  A later registration for the
  *    same plugin and event overwrites fn, then udata, in the entry that
  *    readers may be walking, as do_plugin_register_cb does: a reader racing
  *    with it can call the new fn with the old udata, the 1->0->1 pairing

@@ -57,7 +57,7 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *json = NULL;
-	double worst, scaling, churn;
+	double worst, scaling, churn, build;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "f:j:s:t:qh", opts, NULL)) != -1) {
@@ -81,18 +81,21 @@ main(int argc, char **argv)
 	fprintf(stderr, "qpd-bench: %.2f s per case\n", bench_opt.seconds);
 	case_dispatch();
 	case_dyn();
+	case_dyn_build();
 	case_inline_scaling();
 	case_concurrent();
 
 	worst = print_table();
 	scaling = report_inline_scaling();
 	churn = report_concurrent();
+	build = report_dyn_build();
 	if (json != NULL && bench_write_json(json) != 0) {
 		perror(json);
 		return 1;
 	}
 	printf("SUMMARY results=%u worst_qpd_over_limit=%.2f "
-	       "inline_2t_scaling_vs_limit=%.2f churn_over_nochurn=%.2f\n",
-	       bench_n_results(), worst, scaling, churn);
+	       "inline_2t_scaling_vs_limit=%.2f churn_over_nochurn=%.2f "
+	       "dyn_build_2t_over_1t=%.2f\n",
+	       bench_n_results(), worst, scaling, churn, build);
 	return 0;
 }

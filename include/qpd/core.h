@@ -136,8 +136,8 @@ void qpd_free(struct qpd *q);
 const char *qpd_strerror(int err);
 
 /*
- * Adds a plugin; *out gets its id.  Callbacks of plugins run in add order.
- * -EINVAL (NULL argument), -ENOMEM.
+ * Adds a plugin; *out gets its id (ids grow in add order).  -EINVAL (NULL
+ * argument), -ENOMEM.
  */
 int qpd_plugin_add(struct qpd *q, qpd_plugin_id *out);
 

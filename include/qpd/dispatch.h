@@ -3,11 +3,12 @@
  *
  * Each event's callbacks form an immutable array published through the
  * instance's ck_epoch.  Dispatch tests the vCPU's event mask (one relaxed
- * load), loads the array pointer and calls every entry in plugin add order.
- * It takes no lock, performs no atomic read-modify-write, and writes only
- * the vCPU's own counters.  The per-vCPU dispatch functions must be called
- * by the vCPU thread inside a slice (qpd_vcpu_enter/leave); a callback may
- * register, unregister, uninstall its plugin or call qpd_vcpu_for_each.
+ * load), loads the array pointer and calls every entry in the array's
+ * order, which is QEMU's (see qpd_register_cb).  It takes no lock,
+ * performs no atomic read-modify-write, and writes only the vCPU's own
+ * counters.  The per-vCPU dispatch functions must be called by the vCPU
+ * thread inside a slice (qpd_vcpu_enter/leave); a callback may register,
+ * unregister, uninstall its plugin or call qpd_vcpu_for_each.
  */
 #ifndef QPD_DISPATCH_H
 #define QPD_DISPATCH_H
@@ -22,8 +23,13 @@ extern "C" {
 
 /*
  * Sets (fn != NULL) or removes (fn == NULL) the plugin's callback for ev;
- * fn and udata are published together.  -ENOENT unknown plugin, -EINVAL bad
- * event, -ESHUTDOWN plugin uninstalling (ignored, as QEMU does), -ENOMEM.
+ * fn and udata are published together.  An event's callbacks run in QEMU's
+ * order, most recently registered first across all plugins: a plugin's
+ * first callback for ev runs before every callback already there; setting
+ * another fn (or udata) for an ev the plugin has keeps its place; removing
+ * it (here, by qpd_plugin_reset or by uninstall) and registering again puts
+ * it first.  -ENOENT unknown plugin, -EINVAL bad event, -ESHUTDOWN plugin
+ * uninstalling (ignored, as QEMU does), -ENOMEM.
  */
 int qpd_register_cb(struct qpd *q, qpd_plugin_id id, enum qpd_event ev,
 		    void *fn, void *udata);
@@ -64,7 +70,7 @@ struct qpd_dispatch {
 	bool opened;            /* this dispatch began the vCPU's section */
 };
 
-/* Every callback of an open dispatch, in plugin add order. */
+/* Every callback of an open dispatch, in order (see qpd_register_cb). */
 #define QPD_DISPATCH_FOREACH(d, c) QPD__EACH((d)->a, c)
 
 /*
@@ -157,8 +163,9 @@ qpd_syscall_ret(struct qpd *q, unsigned vcpu, int64_t num, int64_t ret)
 }
 
 /*
- * Offers a system call to the filters in plugin order; the first that
- * returns true wins, its *sysret is the call's result and true is returned.
+ * Offers a system call to the filters in callback order (most recently
+ * registered first, see qpd_register_cb); the first that returns true
+ * wins, its *sysret is the call's result and true is returned.
  */
 static inline bool
 qpd_syscall_filter(struct qpd *q, unsigned vcpu, int64_t num,
@@ -214,10 +221,14 @@ qpd_discon(struct qpd *q, unsigned vcpu, enum qpd_discon_type type,
  * by the embedder at translation time and executed by vCPUs inside their
  * slices.  Entries run in the order they were added.  Appending is safe
  * while other threads execute the list (entries are published after they
- * are written and a grown array is retired through the epoch); appends to
- * one list must be serialised by the caller.  qpd_flush() retires every
- * list through the epoch: slices that are executing one may finish, but no
- * list may be executed in a slice that starts after the flush.
+ * are written and a grown array's predecessor is freed only with the
+ * list); appends to one list must be serialised by the caller.  Creating
+ * lists and appending to them take no lock (an append naming a scoreboard
+ * may take the instance's lock once after scoreboards or vCPUs come and
+ * go), so vCPUs translating at once do not wait for each other.
+ * qpd_flush() retires every list through the epoch: slices that are
+ * executing one may finish, but no list may be executed in a slice that
+ * starts after the flush.
  */
 
 enum qpd_inline_op {
@@ -253,6 +264,8 @@ enum qpd_dyn_kind {
 	QPD_DYN_COND_CB,
 	QPD_DYN_MEM_CB,
 	QPD_DYN_MEM_INLINE,
+	QPD_DYN_INLINE_UNALIGNED,     /* QPD_DYN_INLINE, offset % 8 != 0 */
+	QPD_DYN_MEM_INLINE_UNALIGNED, /* QPD_DYN_MEM_INLINE, offset % 8 != 0 */
 };
 
 /* Layout read by the inline executors; build entries with the functions. */
@@ -270,15 +283,21 @@ struct qpd_dyn {
 	unsigned cap;
 	struct qpd *q;
 	ck_epoch_entry_t retire;
+	ck_stack_entry_t link;   /* on the instance's stack of new lists */
 };
 
-/* Creates an empty list; NULL with errno ENOMEM or EINVAL (NULL q). */
+/*
+ * Creates an empty list, live until qpd_dyn_retire(), a qpd_flush() that
+ * begins after this returns, or qpd_free(); lock-free (one allocation and
+ * a push).  NULL with errno ENOMEM or EINVAL (NULL q).
+ */
 struct qpd_dyn *qpd_dyn_new(struct qpd *q);
 
 /*
  * Retires one list (for an embedder that invalidates a single block); it
- * is freed after a grace period.  -ENOENT if not a live list of q, -EINVAL
- * for NULL.
+ * is freed after a grace period.  -ENOENT if not a live list of q (retired
+ * already, by this or by a flush, or not a list of q: nothing is read
+ * through the pointer), -EINVAL for NULL.  Takes the instance's lock.
  */
 int qpd_dyn_retire(struct qpd *q, struct qpd_dyn *list);
 
@@ -287,17 +306,27 @@ int qpd_dyn_add_cb(struct qpd_dyn *list, qpd_dyn_cb_t fn, void *udata);
 
 /*
  * Appends an inline op on entry's counter (ADD_U64 adds imm, STORE_U64
- * stores it).  -EINVAL for a bad op or an entry whose counter is not an
- * aligned u64 inside the element, -ENOENT if entry's scoreboard is not live,
- * -ENOMEM.
+ * stores it).  As in QEMU's translated code, the counter may be at any
+ * offset inside each vCPU's slot: offset + 8 must not exceed the slot's
+ * width, which is the scoreboard's column (its element size rounded up to
+ * the slot alignment, at least 64 bytes by default; no other scoreboard
+ * uses those bytes, and they are zero in a new scoreboard), so a counter
+ * may lie past the element or straddle its end.  A counter at an offset
+ * that is not a multiple of 8 is accessed with unaligned loads and stores
+ * (not single-copy atomic for a concurrent qpd_u64_sum); an aligned one
+ * takes the same path as before.  -EINVAL for a bad op, a NULL scoreboard
+ * or a counter that leaves the slot, -ENOENT if entry's scoreboard is not
+ * live, -ENOMEM.
  */
 int qpd_dyn_add_inline(struct qpd_dyn *list, enum qpd_inline_op op,
 		       qpd_u64 entry, uint64_t imm);
 
 /*
  * Appends fn(vcpu, udata) run only when `counter cond imm` holds; ALWAYS
- * adds a plain callback and NEVER adds nothing.  Errors as for
- * qpd_dyn_add_inline, and -EINVAL for a NULL fn or an unknown cond.
+ * adds a plain callback and NEVER adds nothing.  The counter must be an
+ * aligned u64 inside the element (it is read with one atomic load).
+ * Errors as for qpd_dyn_add_inline, with -EINVAL also for a counter that
+ * is misaligned or not inside the element, a NULL fn or an unknown cond.
  */
 int qpd_dyn_add_cond_cb(struct qpd_dyn *list, qpd_dyn_cb_t fn, void *udata,
 			enum qpd_cond cond, qpd_u64 entry, uint64_t imm);
@@ -310,7 +339,8 @@ int qpd_dyn_add_mem_cb(struct qpd_dyn *list, qpd_mem_cb_t fn,
 		       enum qpd_mem_rw rw, void *udata);
 
 /*
- * Appends a memory inline op run for accesses whose rw intersects rw.
+ * Appends a memory inline op run for accesses whose rw intersects rw; the
+ * counter may be at any offset inside the slot, as for qpd_dyn_add_inline.
  * Errors as for qpd_dyn_add_inline, and -EINVAL for a bad rw.
  */
 int qpd_dyn_add_mem_inline(struct qpd_dyn *list, enum qpd_mem_rw rw,
@@ -333,6 +363,31 @@ qpd__dyn_inline(const struct qpd_dyn_entry *e, unsigned vcpu)
 		qpd_inline_add_u64(e->entry, vcpu, e->imm);
 	else
 		qpd_u64_set(e->entry, vcpu, e->imm);
+}
+
+/* A u64 at any address: one load or store where the host allows it. */
+typedef uint64_t qpd__u64_unaligned __attribute__((may_alias, aligned(1)));
+
+/*
+ * The inline op of an entry whose counter is not 8-byte aligned, on the
+ * vCPU's own slot: a load, an add and a store as in qpd_inline_add_u64,
+ * through an unaligned access (volatile, as ck_pr's, for racing readers).
+ */
+static inline void
+qpd__dyn_inline_unaligned(const struct qpd_dyn_entry *e, unsigned vcpu)
+{
+	volatile qpd__u64_unaligned *p;
+
+	if (vcpu >= e->entry.score->max_vcpus)
+		return;
+	/* The slot's start is aligned; step to the counter bytewise. */
+	p = (volatile qpd__u64_unaligned *)(void *)
+		((char *)qpd_u64_slot((qpd_u64){ e->entry.score, 0 }, vcpu) +
+		 e->entry.offset);
+	if (e->op == QPD_OP_ADD_U64)
+		*p = *p + e->imm;
+	else
+		*p = e->imm;
 }
 
 static inline bool
@@ -380,6 +435,9 @@ qpd_dyn_exec(const struct qpd_dyn *list, unsigned vcpu)
 				((qpd_dyn_cb_t)e->fn)(vcpu, e->udata);
 			break;
 		default:
+			/* Off the aligned kinds' path (memory kinds skip). */
+			if (e->kind == QPD_DYN_INLINE_UNALIGNED)
+				qpd__dyn_inline_unaligned(e, vcpu);
 			break;
 		}
 	}
@@ -403,6 +461,8 @@ qpd_dyn_exec_mem(const struct qpd_dyn *list, unsigned vcpu, uint64_t vaddr,
 			((qpd_mem_cb_t)e->fn)(vcpu, meminfo, vaddr, e->udata);
 		else if (e->kind == QPD_DYN_MEM_INLINE)
 			qpd__dyn_inline(e, vcpu);
+		else if (e->kind == QPD_DYN_MEM_INLINE_UNALIGNED)
+			qpd__dyn_inline_unaligned(e, vcpu);
 	}
 }
 

@@ -283,6 +283,8 @@ qpd_new(const struct qpd_config *cfg)
 	ck_epoch_init(&q->core.epoch);
 	ck_epoch_register(&q->core.epoch, &q->wrec, q);
 	ck_stack_init(&q->guests);
+	ck_stack_init(&q->new_dyn);
+	ck_sequence_init(&q->sb_seen_seq);
 	if (qpd__plugins_init(q) != 0)
 		goto nomem_vdir;
 	if (qpd__ptrset_init(&q->live_sb, (uintptr_t)q) != 0)

@@ -10,6 +10,7 @@
 
 #include <ck_hs.h>
 #include <ck_malloc.h>
+#include <ck_sequence.h>
 #include <ck_stack.h>
 
 #include <qpd.h>
@@ -66,6 +67,13 @@ struct qpd_sb_arena {
 
 CK_STACK_CONTAINER(struct qpd_guest, link, ck_stack_entry_container_guest)
 
+/* A scoreboard dyn.c found live, with the sizes its appends check. */
+struct qpd_sb_seen {
+	const struct qpd_scoreboard *sb;
+	unsigned elem_size, slot_size;
+};
+#define QPD_SB_SEEN 4
+
 struct qpd {
 	struct qpd_core core; /* first: the inline fast paths read it */
 
@@ -88,6 +96,12 @@ struct qpd {
 	unsigned n_online;
 	ck_stack_t guests;       /* lock-free push, never popped */
 	unsigned atexit_ran;     /* ck_pr_fas: ATEXIT runs once */
+
+	/* dyn.c: n_live_dyn below also counts a batch taken off new_dyn. */
+	ck_stack_t new_dyn;      /* lists not yet in live_dyn: push_upmc */
+	ck_sequence_t sb_seen_seq; /* writers hold the lock */
+	struct qpd_sb_seen sb_seen[QPD_SB_SEEN];
+	uint64_t sb_seen_gen;    /* sb_gen when sb_seen was filled */
 
 	struct qpd_sb_arena *arenas; /* every arena, newest first */
 	unsigned slot_align;

@@ -1,16 +1,26 @@
 /*
  * Callback registration: copy-on-update arrays published through ck_epoch.
  *
- * Each event has one immutable array of (fn, udata, plugin id) sorted by
- * plugin id, i.e. by install order.  A writer, holding q->lock, builds the
- * next array beside the current one, publishes it with a single pointer
- * store after a store fence, and retires the old array through
- * ck_epoch_call().  A reader loads the pointer once and walks an array that
- * can neither change nor be freed under it while its epoch section lasts.
- * So a reader sees either the old pair or the new pair of a replaced
- * callback, never fn of one with udata of the other (the tracepoint 1->0->1
- * hazard needs in-place updates, which never happen here), and a callback
- * that unregisters itself mid-walk only affects later walks.
+ * Each event has one immutable array of (fn, udata, plugin id) in QEMU's
+ * order: most recently registered first, across all plugins.  A plugin's
+ * first registration for an event goes to the front; registering another
+ * function for an event the plugin already has replaces (fn, udata) where
+ * the entry stands; removing it (NULL fn, reset, uninstall) drops the entry,
+ * and a later registration goes to the front again.  The order is decided
+ * here, on the registration slow path, so dispatch walks the array front
+ * to back exactly as before.
+ *
+ * A writer, holding q->lock, builds the next array beside the current one,
+ * publishes it with a single pointer store after a store fence, and retires
+ * the old array through ck_epoch_call().  A reader loads the pointer once
+ * and walks an array that can neither change nor be freed under it while
+ * its epoch section lasts.  So a reader sees either the old pair or the new
+ * pair of a replaced callback, never fn of one with udata of the other (the
+ * tracepoint 1->0->1 hazard needs in-place updates, which never happen
+ * here), and a callback that unregisters itself mid-walk only affects later
+ * walks.  Every array a writer builds is derived from the current one by
+ * inserting at the front, replacing in place or removing one entry (or all
+ * of them), so the order of the entries that stay never changes.
  *
  * Event masks follow the arrays: a bit is set after its array is published
  * and cleared when the array becomes empty.  A reader that sees a set bit
@@ -28,26 +38,25 @@ array_free_cb(ck_epoch_entry_t *e)
 	qpd__dealloc(e); /* retire is the array's first member */
 }
 
-/* Index of the first entry whose plugin id is >= id. */
+/*
+ * Index of id's entry, or a->n if it has none.  An array holds at most one
+ * entry per plugin and is not sorted by id: a linear scan, on the slow path.
+ */
 static unsigned
 array_find(const struct qpd_cb_array *a, qpd_plugin_id id)
 {
-	unsigned lo = 0, hi = a ? a->n : 0;
+	unsigned i, n = a ? a->n : 0;
 
-	while (lo < hi) {
-		unsigned mid = lo + (hi - lo) / 2;
-
-		if (a->cb[mid].id < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	for (i = 0; i < n && a->cb[i].id != id; i++)
+		;
+	return i;
 }
 
 /*
  * Builds the array that follows `old` once id's entry is set to (fn, udata)
- * or, with fn NULL, removed.  *noop is set when nothing would change.
+ * or, with fn NULL, removed: a new entry goes to the front, an existing one
+ * is replaced where it stands, the others keep their order.  *noop is set
+ * when nothing would change.
  */
 static int
 array_prepare(const struct qpd_cb_array *old, qpd_plugin_id id, void *fn,
@@ -55,8 +64,7 @@ array_prepare(const struct qpd_cb_array *old, qpd_plugin_id id, void *fn,
 {
 	unsigned n = old ? old->n : 0;
 	unsigned pos = array_find(old, id);
-	bool exists = pos < n && old->cb[pos].id == id;
-	unsigned tail = n - pos - (exists ? 1 : 0);
+	bool exists = pos < n;
 	unsigned next_n = n - (exists ? 1 : 0) + (fn ? 1 : 0);
 	struct qpd_cb_array *a;
 
@@ -68,13 +76,22 @@ array_prepare(const struct qpd_cb_array *old, qpd_plugin_id id, void *fn,
 	if (a == NULL)
 		return -ENOMEM;
 	a->n = next_n;
-	if (pos)
-		memcpy(a->cb, old->cb, pos * sizeof(a->cb[0]));
-	if (fn)
+	if (exists && fn != NULL) {
+		/* Re-registration: same place, new pair. */
+		memcpy(a->cb, old->cb, n * sizeof(a->cb[0]));
 		a->cb[pos] = (struct qpd_cb){ fn, udata, id };
-	if (tail)
-		memcpy(&a->cb[pos + (fn ? 1 : 0)],
-		       &old->cb[n - tail], tail * sizeof(a->cb[0]));
+	} else if (exists) {
+		/* Removal: the entries before and after it close up. */
+		memcpy(a->cb, old->cb, pos * sizeof(a->cb[0]));
+		memcpy(&a->cb[pos], &old->cb[pos + 1],
+		       (n - pos - 1) * sizeof(a->cb[0]));
+	} else {
+		/* First registration: to the front, as QEMU inserts at the
+		 * head of the event's list. */
+		a->cb[0] = (struct qpd_cb){ fn, udata, id };
+		if (n)
+			memcpy(&a->cb[1], old->cb, n * sizeof(a->cb[0]));
+	}
 	*out = a;
 	return 0;
 }
@@ -206,13 +223,29 @@ dispatch_simple(struct qpd *q, enum qpd_event ev, const char *func)
 	return true;
 }
 
+/*
+ * False only if no dynamic list is live: none waits on new_dyn and then
+ * none is counted (the count covers a batch the lock holder took off
+ * new_dyn, see dyn.c).
+ */
+static bool
+dyn_maybe_live(struct qpd *q)
+{
+	uintptr_t head = (uintptr_t)ck_pr_load_ptr(&q->new_dyn.head);
+
+	/* The stack before the count (load-load): see dyn.c. */
+	ck_pr_fence_load();
+	/* Both words, one branch: flush's fast path stays short. */
+	return (head | ck_pr_load_uint(&q->n_live_dyn)) != 0;
+}
+
 void
 qpd_flush(struct qpd *q)
 {
 	if (q == NULL)
 		return;
 	/* Rare (translated code is being thrown away): a short lock is fine. */
-	if (ck_pr_load_uint(&q->n_live_dyn) != 0) {
+	if (dyn_maybe_live(q)) {
 		pthread_mutex_lock(&q->lock);
 		qpd__dyn_retire_all_locked(q);
 		pthread_mutex_unlock(&q->lock);

@@ -12,18 +12,18 @@
  * program's state and aborts, so libFuzzer keeps the input.
  *
  * The fuzzer keeps a shadow of the registrations (which plugin has which
- * (fn, udata) on which event, and the head-first order of legacy's lists).
+ * (fn, udata) on which event, and the head-first order of QEMU's lists).
  * It predicts each dispatch's sequence for each backend from it, checks
  * both backends against their prediction, and so also checks qpd where
  * legacy legitimately differs.
  *
  * Deliberate differences, each modelled where it arises:
- *  D1 order: qpd runs an event's callbacks in plugin install order, legacy
- *     in reverse order of each plugin's first registration (a replacement
- *     keeps its place).  Each backend is checked against its own order;
- *     the multisets must agree.
- *  D2 syscall filter: the first filter returning true wins, in each
- *     backend's order (D1), so the winners and the filters run may differ.
+ *  D1 order: none any more.  Both run an event's callbacks in QEMU's
+ *     order, the reverse of each plugin's first registration (a
+ *     replacement keeps its place, a removal and a new registration puts
+ *     the plugin first); both are checked against the shadow's list.
+ *  D2 syscall filter: the first filter returning true wins, in that order,
+ *     so both backends offer the call to the same filters.
  *  D3 masks: legacy's syscall, syscall_ret, syscall_filter and tb_trans
  *     test the vCPU's own mask copy, refreshed only when the vCPU drains
  *     its work (enter, safepoint).  Inside a slice, an event whose list was
@@ -72,6 +72,11 @@
  *     plain callback for ALWAYS) without looking at it.  NEVER with a bad
  *     reference is expected to give qpd 0 and legacy -EINVAL, adding
  *     nothing to either; ALWAYS with a bad reference is not generated.
+ *  D11 inline-op counters: qpd takes any offset whose 8 bytes lie inside
+ *     the slot (the scoreboard's column, wider than the element), aligned
+ *     or not, as QEMU's translated code does; legacy only an aligned u64
+ *     inside the element.  An inline or memory inline op naming a counter
+ *     only qpd accepts is not generated (qpd's side is unit-tested).
  *
  * Callbacks may call back into the API on their own plugin (qpd's
  * dispatch contract): the udata of a registration selects an action
@@ -191,7 +196,7 @@ static struct {
 	unsigned maxv;
 	unsigned nplug;
 	struct plug p[MAXP + 2];      /* by id */
-	qpd_plugin_id lorder[NEV][MAXP]; /* legacy's lists, head first */
+	qpd_plugin_id lorder[NEV][MAXP]; /* QEMU's lists, head first */
 	unsigned nlorder[NEV];
 	bool online[NIDX], ever[NIDX];
 	unsigned num_vcpus, alloc;
@@ -604,6 +609,13 @@ shadow_remove_all(qpd_plugin_id id)
 		shadow_unreg(id, ev);
 }
 
+/* Bytes of a qpd scoreboard's slot an inline op may use (D11). */
+static size_t
+qpd_slot_size(const struct qpd_scoreboard *sb)
+{
+	return sb->col_size;
+}
+
 static bool
 known(qpd_plugin_id id)
 {
@@ -615,24 +627,17 @@ struct want {
 	unsigned var, ud;
 };
 
-/* The callbacks of ev that backend be walks, in its order (D1). */
+/* The callbacks of ev that backend be walks, in order (D1: the same). */
 static unsigned
 want_group(int be, unsigned ev, struct want *w)
 {
 	unsigned n = 0, i;
 
-	if (be == QPD) {
-		for (i = 1; i <= F.nplug; i++)
-			if (F.p[i].reg[ev])
-				w[n++] = (struct want){ i, F.p[i].var[ev],
-							F.p[i].ud[ev] };
-	} else {
-		for (i = 0; i < F.nlorder[ev]; i++) {
-			qpd_plugin_id id = F.lorder[ev][i];
+	(void)be;
+	for (i = 0; i < F.nlorder[ev]; i++) {
+		qpd_plugin_id id = F.lorder[ev][i];
 
-			w[n++] = (struct want){ id, F.p[id].var[ev],
-						F.p[id].ud[ev] };
-		}
+		w[n++] = (struct want){ id, F.p[id].var[ev], F.p[id].ud[ev] };
 	}
 	return n;
 }
@@ -1883,6 +1888,9 @@ op_dyn_add(struct rd *r)
 	if (d.kind == D_COND && d.cond == QPD_COND_ALWAYS && bad_ref &&
 	    d.var != 2)
 		return; /* D10: the two designs disagree on what it adds */
+	if ((d.kind == D_INLINE || d.kind == D_MEM_INLINE) && bad_ref &&
+	    d.sb >= 0 && d.off + 8 <= qpd_slot_size(F.sb[d.sb].q))
+		return; /* D11: only qpd takes this counter */
 	trace("dyn_add_%s(list %d, var %u, op %u, cond %u, rw %u, sb %d, "
 	      "offset %u, imm %#" PRIx64 ", udata %#x)", kname[d.kind],
 	      li ? (int)(li - F.li) : -1, d.var, d.op, d.cond, d.rw, d.sb,

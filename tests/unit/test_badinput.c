@@ -1076,37 +1076,50 @@ Test(badinput, dyn_add_inline_null_scoreboard)
 		    -EINVAL, "qpd_dyn_add_inline");
 }
 
-Test(badinput, dyn_add_inline_misaligned_offset)
+/*
+ * Bytes of each vCPU's slot an inline op may use: the scoreboard's column
+ * (its element rounded up to the slot alignment).
+ */
+static size_t
+slot_size(const struct qpd_scoreboard *sb)
+{
+	return sb->col_size;
+}
+
+/* Unaligned, and its last byte one past the slot. */
+Test(badinput, dyn_add_inline_misaligned_past_slot)
 {
 	add_refused(qpd_dyn_add_inline(F.l, QPD_OP_ADD_U64,
-				       (qpd_u64){ F.sb, 4 }, 1),
+				       (qpd_u64){ F.sb, slot_size(F.sb) - 7 },
+				       1),
 		    -EINVAL, "qpd_dyn_add_inline");
 }
 
-Test(badinput, dyn_add_inline_offset_at_end)
+Test(badinput, dyn_add_inline_offset_at_slot_end)
 {
 	add_refused(qpd_dyn_add_inline(F.l, QPD_OP_ADD_U64,
-				       (qpd_u64){ F.sb, 16 }, 1),
+				       (qpd_u64){ F.sb, slot_size(F.sb) }, 1),
 		    -EINVAL, "qpd_dyn_add_inline");
 }
 
-Test(badinput, dyn_add_inline_offset_straddles_end)
+Test(badinput, dyn_add_inline_offset_straddles_slot_end)
 {
 	struct qpd_scoreboard *sb = qpd_scoreboard_new(F.q, 12);
 
 	snap();
 	add_refused(qpd_dyn_add_inline(F.l, QPD_OP_ADD_U64,
-				       (qpd_u64){ sb, 8 }, 1),
+				       (qpd_u64){ sb, slot_size(sb) - 4 }, 1),
 		    -EINVAL, "qpd_dyn_add_inline");
 }
 
-Test(badinput, dyn_add_inline_element_smaller_than_counter)
+/* A 4-byte element: the counter may cover it, not leave the slot. */
+Test(badinput, dyn_add_inline_small_element_past_slot)
 {
 	struct qpd_scoreboard *sb = qpd_scoreboard_new(F.q, 4);
 
 	snap();
 	add_refused(qpd_dyn_add_inline(F.l, QPD_OP_ADD_U64,
-				       (qpd_u64){ sb, 0 }, 1),
+				       (qpd_u64){ sb, slot_size(sb) - 1 }, 1),
 		    -EINVAL, "qpd_dyn_add_inline");
 }
 
@@ -1254,8 +1267,49 @@ Test(badinput, dyn_add_mem_inline_bad_op)
 Test(badinput, dyn_add_mem_inline_bad_entry)
 {
 	add_refused(qpd_dyn_add_mem_inline(F.l, QPD_MEM_W, QPD_OP_STORE_U64,
-					   (qpd_u64){ F.sb, 16 }, 1),
+					   (qpd_u64){ F.sb, slot_size(F.sb) - 5 },
+					   1),
 		    -EINVAL, "qpd_dyn_add_mem_inline");
+}
+
+Test(badinput, dyn_add_mem_inline_null_scoreboard)
+{
+	add_refused(qpd_dyn_add_mem_inline(F.l, QPD_MEM_R, QPD_OP_ADD_U64,
+					   (qpd_u64){ NULL, 3 }, 1),
+		    -EINVAL, "qpd_dyn_add_mem_inline");
+}
+
+Test(badinput, dyn_add_mem_inline_offset_wraps)
+{
+	add_refused(qpd_dyn_add_mem_inline(F.l, QPD_MEM_R, QPD_OP_ADD_U64,
+					   (qpd_u64){ F.sb, SIZE_MAX - 4 }, 1),
+		    -EINVAL, "qpd_dyn_add_mem_inline");
+}
+
+Test(badinput, dyn_add_mem_inline_freed_scoreboard)
+{
+	struct qpd_scoreboard *sb = qpd_scoreboard_new(F.q, 8);
+
+	cr_assert_eq(qpd_scoreboard_free(F.q, sb), 0);
+	snap();
+	add_refused(qpd_dyn_add_mem_inline(F.l, QPD_MEM_R, QPD_OP_ADD_U64,
+					   (qpd_u64){ sb, 3 }, 1),
+		    -ENOENT, "qpd_dyn_add_mem_inline");
+}
+
+/* Only aligned counters inside the element: a condition reads one load. */
+Test(badinput, dyn_add_cond_cb_misaligned_counter)
+{
+	add_refused(qpd_dyn_add_cond_cb(F.l, dyn_cb, NULL, QPD_COND_EQ,
+					(qpd_u64){ F.sb, 4 }, 0),
+		    -EINVAL, "qpd_dyn_add_cond_cb");
+}
+
+Test(badinput, dyn_add_cond_cb_counter_past_element)
+{
+	add_refused(qpd_dyn_add_cond_cb(F.l, dyn_cb, NULL, QPD_COND_EQ,
+					(qpd_u64){ F.sb, 16 }, 0),
+		    -EINVAL, "qpd_dyn_add_cond_cb");
 }
 
 Test(badinput, dyn_exec_past_max)

@@ -148,13 +148,13 @@ Test(dispatch, syscall_filter_first_true_wins)
 	cr_assert_eq(qpd_register_cb(q, c, QPD_EV_VCPU_SYSCALL_FILTER,
 				     cb_filter_yes, NULL), 0);
 	cr_assert_eq(qpd_register_cb(q, b, QPD_EV_VCPU_SYSCALL_FILTER,
-				     cb_filter_yes, NULL), 0);
+				     cb_filter_no, NULL), 0);
 	LOG.n = 0;
 	cr_assert(qpd_syscall_filter(q, 0, 7, args, &ret));
 	cr_assert_eq(ret, 70);
-	cr_assert_eq(LOG.n, 2, "c never runs: b, installed first, won");
-	cr_assert_eq(LOG.e[0].id, a);
-	cr_assert_eq(LOG.e[1].id, b);
+	cr_assert_eq(LOG.n, 2, "a never runs: c, before it, won");
+	cr_assert_eq(LOG.e[0].id, b, "b, registered last, is offered first");
+	cr_assert_eq(LOG.e[1].id, c);
 	done(q);
 }
 
@@ -186,7 +186,16 @@ Test(dispatch, discon_types_map_to_events)
 	done(q);
 }
 
-Test(dispatch, install_order_not_registration_order)
+/* The ids of LOG's entries are ids[0..n), in that order. */
+static void
+assert_log_ids(const qpd_plugin_id *ids, unsigned n, const char *what)
+{
+	cr_assert_eq(LOG.n, n, "%s: %u calls, expected %u", what, LOG.n, n);
+	for (unsigned i = 0; i < n; i++)
+		cr_assert_eq(LOG.e[i].id, ids[i], "%s: call %u", what, i);
+}
+
+Test(dispatch, most_recent_registration_first_not_install_order)
 {
 	struct qpd *q = online();
 	qpd_plugin_id p[5];
@@ -202,7 +211,8 @@ Test(dispatch, install_order_not_registration_order)
 	qpd_tb_trans(q, 0, NULL);
 	cr_assert_eq(LOG.n, 5);
 	for (int i = 0; i < 5; i++)
-		cr_assert_eq(LOG.e[i].id, p[i]);
+		cr_assert_eq(LOG.e[i].id, p[scramble[4 - i]],
+			     "call %d: the reverse of registration order", i);
 	done(q);
 }
 
@@ -217,10 +227,128 @@ Test(dispatch, replace_keeps_place_and_pairs)
 	cr_assert_eq(qpd_register_cb(q, b, QPD_EV_VCPU_IDLE, cb_vcpu_b, &ub2), 0);
 	qpd_vcpu_idle(q, 0);
 	cr_assert_eq(LOG.n, 2, "one callback per (plugin, event)");
-	cr_assert_eq(LOG.e[0].tag, 1);
-	cr_assert_eq(LOG.e[0].udata, &ua);
-	cr_assert_eq(LOG.e[1].tag, 2);
-	cr_assert_eq(LOG.e[1].udata, &ub2);
+	cr_assert_eq(LOG.e[0].tag, 2, "b, registered last, runs first");
+	cr_assert_eq(LOG.e[0].udata, &ub2);
+	cr_assert_eq(LOG.e[1].tag, 1);
+	cr_assert_eq(LOG.e[1].udata, &ua);
+	done(q);
+}
+
+/* Upstream's rule, across plugins: A then B registered, B runs first. */
+Test(dispatch, atexit_later_registration_runs_first)
+{
+	struct qpd *q = new_manual();
+	qpd_plugin_id a = add_plugin(q), b = add_plugin(q);
+
+	cr_assert_eq(qpd_register_cb(q, a, QPD_EV_ATEXIT, cb_simple, NULL), 0);
+	cr_assert_eq(qpd_register_cb(q, b, QPD_EV_ATEXIT, cb_simple, NULL), 0);
+	qpd_atexit(q);
+	assert_log_ids((qpd_plugin_id[]){ b, a }, 2, "atexit");
+	qpd_free(q);
+}
+
+/* A plugin registering a different function keeps its place. */
+Test(dispatch, reregistration_keeps_position)
+{
+	struct qpd *q = new_manual();
+	qpd_plugin_id a = add_plugin(q), b = add_plugin(q), c = add_plugin(q);
+	int ua2;
+
+	cr_assert_eq(qpd_register_cb(q, a, QPD_EV_FLUSH, cb_simple, NULL), 0);
+	cr_assert_eq(qpd_register_cb(q, b, QPD_EV_FLUSH, cb_simple, NULL), 0);
+	cr_assert_eq(qpd_register_cb(q, c, QPD_EV_FLUSH, cb_simple, NULL), 0);
+	qpd_flush(q);
+	assert_log_ids((qpd_plugin_id[]){ c, b, a }, 3, "registered");
+	for (qpd_plugin_id id = a; id <= c; id++) {
+		LOG.n = 0;
+		cr_assert_eq(qpd_register_cb(q, id, QPD_EV_FLUSH, cb_simple,
+					     &ua2), 0);
+		qpd_flush(q);
+		assert_log_ids((qpd_plugin_id[]){ c, b, a }, 3,
+			       "after re-registering one");
+		for (unsigned i = 0; i < 3; i++)
+			if (LOG.e[i].id == id)
+				cr_assert_eq(LOG.e[i].udata, &ua2,
+					     "the new pair is in place");
+	}
+	qpd_free(q);
+}
+
+/* Unregistered, then registered again: to the front. */
+Test(dispatch, unregister_then_register_moves_to_front)
+{
+	struct qpd *q = online();
+	qpd_plugin_id a = add_plugin(q), b = add_plugin(q), c = add_plugin(q);
+	uint64_t args[8] = { 0 };
+
+	cr_assert_eq(qpd_register_cb(q, a, QPD_EV_VCPU_SYSCALL, cb_syscall,
+				     NULL), 0);
+	cr_assert_eq(qpd_register_cb(q, b, QPD_EV_VCPU_SYSCALL, cb_syscall,
+				     NULL), 0);
+	cr_assert_eq(qpd_register_cb(q, c, QPD_EV_VCPU_SYSCALL, cb_syscall,
+				     NULL), 0);
+	cr_assert_eq(qpd_register_cb(q, b, QPD_EV_VCPU_SYSCALL, NULL, NULL), 0);
+	qpd_syscall(q, 0, 1, args);
+	assert_log_ids((qpd_plugin_id[]){ c, a }, 2, "b removed");
+	LOG.n = 0;
+	cr_assert_eq(qpd_register_cb(q, b, QPD_EV_VCPU_SYSCALL, cb_syscall,
+				     NULL), 0);
+	qpd_syscall(q, 0, 1, args);
+	assert_log_ids((qpd_plugin_id[]){ b, c, a }, 3, "b back, in front");
+	LOG.n = 0;
+	cr_assert_eq(qpd_register_cb(q, a, QPD_EV_VCPU_SYSCALL, NULL, NULL), 0);
+	cr_assert_eq(qpd_register_cb(q, a, QPD_EV_VCPU_SYSCALL, cb_syscall,
+				     NULL), 0);
+	qpd_syscall(q, 0, 1, args);
+	assert_log_ids((qpd_plugin_id[]){ a, b, c }, 3, "the last one moved");
+	done(q);
+}
+
+/* A reset removes the plugin's entries; registering again puts it first. */
+Test(dispatch, reset_then_register_puts_plugin_first)
+{
+	struct qpd *q = new_manual();
+	qpd_plugin_id a = add_plugin(q), b = add_plugin(q), c = add_plugin(q);
+	int flag = 0;
+
+	/* a is first on FLUSH and last on ATEXIT. */
+	cr_assert_eq(qpd_register_cb(q, c, QPD_EV_FLUSH, cb_simple, NULL), 0);
+	cr_assert_eq(qpd_register_cb(q, b, QPD_EV_FLUSH, cb_simple, NULL), 0);
+	cr_assert_eq(qpd_register_cb(q, a, QPD_EV_FLUSH, cb_simple, NULL), 0);
+	cr_assert_eq(qpd_register_cb(q, a, QPD_EV_ATEXIT, cb_simple, NULL), 0);
+	cr_assert_eq(qpd_register_cb(q, b, QPD_EV_ATEXIT, cb_simple, NULL), 0);
+	cr_assert_eq(qpd_register_cb(q, c, QPD_EV_ATEXIT, cb_simple, NULL), 0);
+	cr_assert_eq(qpd_plugin_reset(q, b, done_set_flag, &flag), 0);
+	qpd_flush(q);
+	assert_log_ids((qpd_plugin_id[]){ a, c }, 2, "b reset");
+	cr_assert(reclaim_until(q, &flag));
+	LOG.n = 0;
+	cr_assert_eq(qpd_register_cb(q, b, QPD_EV_ATEXIT, cb_simple, NULL), 0);
+	cr_assert_eq(qpd_register_cb(q, b, QPD_EV_FLUSH, cb_simple, NULL), 0);
+	qpd_flush(q);
+	assert_log_ids((qpd_plugin_id[]){ b, a, c }, 3, "flush after reset");
+	LOG.n = 0;
+	qpd_atexit(q);
+	assert_log_ids((qpd_plugin_id[]){ b, c, a }, 3, "atexit after reset");
+	qpd_free(q);
+}
+
+/* Uninstalling a plugin in the middle leaves the others' order alone. */
+Test(dispatch, uninstall_keeps_order_of_the_rest)
+{
+	struct qpd *q = online();
+	qpd_plugin_id p[4];
+	int flag = 0;
+
+	for (int i = 0; i < 4; i++) {
+		p[i] = add_plugin(q);
+		cr_assert_eq(qpd_register_cb(q, p[i], QPD_EV_VCPU_RESUME,
+					     cb_vcpu, NULL), 0);
+	}
+	cr_assert_eq(qpd_plugin_uninstall(q, p[2], done_set_flag, &flag), 0);
+	qpd_vcpu_resume(q, 0);
+	assert_log_ids((qpd_plugin_id[]){ p[3], p[1], p[0] }, 3,
+		       "p2 uninstalled");
 	done(q);
 }
 
@@ -341,8 +469,8 @@ Test(dispatch, user_exit_keeps_only_atexit_and_runs_it_once)
 	cr_assert_eq(qpd_register_cb(q, b, QPD_EV_ATEXIT, cb_simple, NULL), 0);
 	cr_assert_eq(qpd_user_exit(q), 0);
 	cr_assert_eq(LOG.n, 2);
-	cr_assert_eq(LOG.e[0].id, a);
-	cr_assert_eq(LOG.e[1].id, b);
+	cr_assert_eq(LOG.e[0].id, b, "registered last, runs first");
+	cr_assert_eq(LOG.e[1].id, a);
 	qpd_syscall(q, 0, 1, args);
 	qpd_flush(q);
 	qpd_atexit(q);
@@ -473,7 +601,7 @@ Test(dispatch, open_dispatch_outside_slice_is_its_own_section)
 	qpd_dispatch_end(&d);
 	cr_assert_eq(d.v->rec.active, 0, "end closes what begin opened");
 	cr_assert_eq(LOG.n, 2);
-	cr_assert_eq(LOG.e[0].id, a, "plugin add order");
+	cr_assert_eq(LOG.e[0].id, a, "registered last, runs first");
 	cr_assert_eq(LOG.e[0].udata, &ua);
 	cr_assert_eq(LOG.e[1].id, b);
 	cr_assert_eq(LOG.e[1].vcpu, 2);

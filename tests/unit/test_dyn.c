@@ -1,4 +1,6 @@
 /* Dynamic callback lists: builders, executors, filters, conditions. */
+#include <limits.h>
+
 #include "helpers.h"
 
 struct fx {
@@ -8,10 +10,16 @@ struct fx {
 	struct qpd_dyn *l;
 };
 
+/* Columns padded to `align` bytes (0: the default, packed). */
 static struct fx
-setup(void)
+setup_aligned(unsigned align)
 {
-	struct fx f = { .q = new_manual() };
+	struct qpd_config cfg = { .no_reclaimer_thread = true,
+				  .slot_align = align };
+	struct fx f = { .q = qpd_new(&cfg) };
+
+	cr_assert_not_null(f.q);
+	memset(&LOG, 0, sizeof(LOG));
 
 	f.sb = qpd_scoreboard_new(f.q, 16);
 	cr_assert_not_null(f.sb);
@@ -22,6 +30,12 @@ setup(void)
 	cr_assert_eq(qpd_vcpu_init(f.q, 1), 0);
 	cr_assert(qpd_vcpu_enter(f.q, 1));
 	return f;
+}
+
+static struct fx
+setup(void)
+{
+	return setup_aligned(0);
 }
 
 static void
@@ -219,6 +233,182 @@ Test(dyn, growth_keeps_order)
 	teardown(&f);
 }
 
+/*
+ * Bytes of each vCPU's slot an inline op may use: the scoreboard's column
+ * (its element rounded up to the slot alignment).
+ */
+static size_t
+slot_size(const struct qpd_scoreboard *sb)
+{
+	return sb->col_size;
+}
+
+/* The 8 bytes at `off` in vcpu's slot, read bytewise. */
+static uint64_t
+slot_u64(struct qpd_scoreboard *sb, unsigned vcpu, size_t off)
+{
+	uint64_t v;
+
+	memcpy(&v, (char *)qpd_scoreboard_find(sb, vcpu) + off, sizeof(v));
+	return v;
+}
+
+/* Every byte of vcpu's slot outside [off, off + 8) is zero. */
+static bool
+zero_but(struct qpd_scoreboard *sb, unsigned vcpu, size_t off)
+{
+	const unsigned char *p = qpd_scoreboard_find(sb, vcpu);
+
+	for (size_t i = 0; i < slot_size(sb); i++)
+		if ((i < off || i >= off + 8) && p[i] != 0)
+			return false;
+	return true;
+}
+
+/*
+ * QEMU's translated code runs an inline op at any offset a plugin gave;
+ * the same entry run from a list does the same, through unaligned kinds.
+ */
+Test(dyn, inline_ops_at_unaligned_offsets)
+{
+	static const size_t offs[] = { 1, 2, 3, 4, 5, 6, 7, 9, 12, 15 };
+	struct fx f = setup();
+	const uint64_t imm = UINT64_C(0x0102030405060708);
+
+	for (unsigned k = 0; k < sizeof(offs) / sizeof(offs[0]); k++) {
+		/* Every counter inside the element, as a plugin's struct has. */
+		struct qpd_scoreboard *sb = qpd_scoreboard_new(f.q, 24);
+		qpd_u64 c = { sb, offs[k] };
+		struct qpd_dyn *l = qpd_dyn_new(f.q), *m = qpd_dyn_new(f.q);
+
+		cr_assert_eq(qpd_dyn_add_inline(l, QPD_OP_ADD_U64, c, imm), 0);
+		cr_assert_eq(qpd_dyn_add_inline(l, QPD_OP_ADD_U64, c, 1), 0);
+		cr_assert_eq(l->e[0].kind, QPD_DYN_INLINE_UNALIGNED);
+		qpd_dyn_exec(l, 1);
+		qpd_dyn_exec(l, 1);
+		cr_assert_eq(slot_u64(sb, 1, offs[k]), 2 * (imm + 1),
+			     "offset %zu", offs[k]);
+		cr_assert(zero_but(sb, 1, offs[k]), "offset %zu: only its bytes",
+			  offs[k]);
+		cr_assert(zero_but(sb, 0, slot_size(sb)), "other vCPUs untouched");
+		qpd_dyn_exec(l, UINT_MAX); /* past max_vcpus: nothing */
+
+		/* Memory entries: only matching accesses, STORE and ADD. */
+		cr_assert_eq(qpd_dyn_add_mem_inline(m, QPD_MEM_W,
+						    QPD_OP_STORE_U64, c, 7), 0);
+		cr_assert_eq(qpd_dyn_add_mem_inline(m, QPD_MEM_RW,
+						    QPD_OP_ADD_U64, c, 3), 0);
+		cr_assert_eq(m->e[1].kind, QPD_DYN_MEM_INLINE_UNALIGNED);
+		qpd_dyn_exec_mem(m, 1, 0, 0, QPD_MEM_R);
+		cr_assert_eq(slot_u64(sb, 1, offs[k]), 2 * (imm + 1) + 3);
+		qpd_dyn_exec_mem(m, 1, 0, 0, QPD_MEM_W);
+		cr_assert_eq(slot_u64(sb, 1, offs[k]), 10, "stored, then added");
+		cr_assert(zero_but(sb, 1, offs[k]));
+		qpd_dyn_exec_mem(m, UINT_MAX, 0, 0, QPD_MEM_RW);
+		cr_assert_eq(qpd_dyn_retire(f.q, l), 0);
+		cr_assert_eq(qpd_dyn_retire(f.q, m), 0);
+	}
+	teardown(&f);
+}
+
+/*
+ * Aligned counters keep the aligned kinds, inside the element or not (a
+ * column padded to 64 bytes has room past the element).
+ */
+Test(dyn, counter_past_element_inside_slot)
+{
+	struct fx f = setup_aligned(64);
+	size_t slot = slot_size(f.sb);
+	struct qpd_scoreboard *edge = qpd_scoreboard_new(f.q, 16);
+	struct qpd_scoreboard *small = qpd_scoreboard_new(f.q, 4);
+
+	cr_assert_geq(slot, 48, "the column is wider than the element");
+	cr_assert_eq(qpd_dyn_add_inline(f.l, QPD_OP_ADD_U64,
+					(qpd_u64){ f.sb, 16 }, 5), 0);
+	cr_assert_eq(qpd_dyn_add_mem_inline(f.l, QPD_MEM_RW, QPD_OP_ADD_U64,
+					    (qpd_u64){ f.sb, 24 }, 7), 0);
+	cr_assert_eq(qpd_dyn_add_inline(f.l, QPD_OP_ADD_U64,
+					(qpd_u64){ f.sb, 33 }, 8), 0);
+	cr_assert_eq(qpd_dyn_add_inline(f.l, QPD_OP_STORE_U64,
+					(qpd_u64){ f.sb, slot - 8 }, 6), 0);
+	cr_assert_eq(f.l->e[0].kind, QPD_DYN_INLINE);
+	cr_assert_eq(f.l->e[1].kind, QPD_DYN_MEM_INLINE);
+	cr_assert_eq(f.l->e[2].kind, QPD_DYN_INLINE_UNALIGNED);
+	cr_assert_eq(f.l->e[3].kind, QPD_DYN_INLINE);
+	qpd_dyn_exec(f.l, 1);
+	qpd_dyn_exec_mem(f.l, 1, 0, 0, QPD_MEM_R);
+	cr_assert_eq(slot_u64(f.sb, 1, 16), 5);
+	cr_assert_eq(slot_u64(f.sb, 1, 24), 7);
+	cr_assert_eq(slot_u64(f.sb, 1, 33), 8);
+	cr_assert_eq(slot_u64(f.sb, 1, slot - 8), 6);
+	/* The last unaligned place: its last byte is the slot's last but one. */
+	cr_assert_eq(qpd_dyn_add_inline(f.l, QPD_OP_ADD_U64,
+					(qpd_u64){ edge, slot_size(edge) - 9 },
+					UINT64_MAX), 0);
+	/* A 4-byte element: the counter covers it and the padding after. */
+	cr_assert_eq(qpd_dyn_add_inline(f.l, QPD_OP_STORE_U64,
+					(qpd_u64){ small, 0 }, UINT64_MAX), 0);
+	qpd_dyn_exec(f.l, 1);
+	cr_assert_eq(slot_u64(edge, 1, slot_size(edge) - 9), UINT64_MAX);
+	cr_assert(zero_but(edge, 1, slot_size(edge) - 9));
+	cr_assert_eq(slot_u64(small, 1, 0), UINT64_MAX);
+	cr_assert(zero_but(small, 1, 0));
+	teardown(&f);
+}
+
+/* A refused inline op changes neither the list nor any counter. */
+Test(dyn, refused_inline_ops_leave_state_unchanged)
+{
+	struct fx f = setup();
+	struct qpd_scoreboard *gone = qpd_scoreboard_new(f.q, 8);
+	size_t slot = slot_size(f.sb);
+	const qpd_u64 bad[] = {
+		{ f.sb, slot - 7 }, { f.sb, slot - 1 }, { f.sb, slot },
+		{ f.sb, SIZE_MAX - 7 }, { f.sb, SIZE_MAX }, { NULL, 3 },
+		{ f.sb, (size_t)1 << 20 },
+	};
+	struct qpd_stats before, after;
+
+	cr_assert_eq(qpd_dyn_add_inline(f.l, QPD_OP_ADD_U64, f.c0, 1), 0);
+	cr_assert_eq(qpd_scoreboard_free(f.q, gone), 0);
+	cr_assert_eq(qpd_stats_get(f.q, &before), 0);
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(qpd_dyn_add_inline(f.l, QPD_OP_ADD_U64, bad[i], 1),
+			     -EINVAL, "reference %u", i);
+		cr_assert_eq(qpd_dyn_add_mem_inline(f.l, QPD_MEM_RW,
+						    QPD_OP_STORE_U64, bad[i], 1),
+			     -EINVAL, "reference %u", i);
+	}
+	cr_assert_eq(qpd_dyn_add_inline(f.l, QPD_OP_ADD_U64,
+					(qpd_u64){ gone, 3 }, 1), -ENOENT);
+	cr_assert_eq(qpd_dyn_add_mem_inline(f.l, QPD_MEM_RW, QPD_OP_ADD_U64,
+					    (qpd_u64){ gone, 3 }, 1), -ENOENT);
+	cr_assert_eq(f.l->n, 1, "nothing was appended");
+	cr_assert_eq(qpd_stats_get(f.q, &after), 0);
+	cr_assert_eq(after.n_errors, before.n_errors + 16);
+	cr_assert_eq(after.n_pending_reclaim, before.n_pending_reclaim);
+	qpd_dyn_exec(f.l, 1);
+	qpd_dyn_exec_mem(f.l, 1, 0, 0, QPD_MEM_RW);
+	cr_assert_eq(qpd_u64_get(f.c0, 1), 1);
+	cr_assert(zero_but(f.sb, 1, 0), "no refused entry ran");
+	teardown(&f);
+}
+
+/* A condition reads its counter in one atomic load: aligned, in the element. */
+Test(dyn, cond_counter_stays_aligned_inside_element)
+{
+	struct fx f = setup();
+
+	cr_assert_eq(qpd_dyn_add_cond_cb(f.l, cb, NULL, QPD_COND_EQ,
+					 (qpd_u64){ f.sb, 4 }, 0), -EINVAL);
+	cr_assert_eq(qpd_dyn_add_cond_cb(f.l, cb, NULL, QPD_COND_EQ,
+					 (qpd_u64){ f.sb, 16 }, 0), -EINVAL);
+	cr_assert_eq(qpd_dyn_add_cond_cb(f.l, cb, NULL, QPD_COND_EQ,
+					 (qpd_u64){ f.sb, 8 }, 0), 0);
+	cr_assert_eq(f.l->n, 1);
+	teardown(&f);
+}
+
 Test(dyn, bad_arguments)
 {
 	struct fx f = setup();
@@ -229,9 +419,11 @@ Test(dyn, bad_arguments)
 	cr_assert_eq(qpd_dyn_add_inline(f.l, (enum qpd_inline_op)2, f.c0, 1),
 		     -EINVAL);
 	cr_assert_eq(qpd_dyn_add_inline(f.l, QPD_OP_ADD_U64,
-					(qpd_u64){ f.sb, 4 }, 1), -EINVAL);
+					(qpd_u64){ f.sb, slot_size(f.sb) - 4 },
+					1), -EINVAL);
 	cr_assert_eq(qpd_dyn_add_inline(f.l, QPD_OP_ADD_U64,
-					(qpd_u64){ f.sb, 16 }, 1), -EINVAL);
+					(qpd_u64){ f.sb, slot_size(f.sb) }, 1),
+		     -EINVAL);
 	cr_assert_eq(qpd_dyn_add_inline(f.l, QPD_OP_ADD_U64,
 					(qpd_u64){ NULL, 0 }, 1), -EINVAL);
 	cr_assert_eq(qpd_dyn_add_cond_cb(f.l, cb, NULL, (enum qpd_cond)99,

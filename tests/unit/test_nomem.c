@@ -189,7 +189,7 @@ works(struct fx *f)
 				     &tag_new), 0);
 	qpd_vcpu_resume(f->q, 0);
 	cr_assert_geq(LOG.n, 1);
-	cr_assert_eq(LOG.e[LOG.n - 1].udata, &tag_new);
+	cr_assert_eq(LOG.e[0].udata, &tag_new, "registered last, runs first");
 	sb = qpd_scoreboard_new(f->q, 8);
 	cr_assert_not_null(sb);
 	l = qpd_dyn_new(f->q);
@@ -402,16 +402,16 @@ Test(nomem, register_replace_unregister)
 	report("qpd_register_cb (replace, remove)");
 }
 
-/* b (added second) lands between a and the m others. */
+/* b, registered last, goes in front of a and the m others. */
 static void
 check_register_first(struct fx *f)
 {
 	qpd_vcpu_idle(f->q, 0);
 	cr_assert_eq(LOG.n, f->param + 2, "every IDLE callback runs");
-	cr_assert_eq(LOG.e[0].udata, &tag_a, "a (added first) runs first");
+	cr_assert_eq(LOG.e[0].udata, &tag_new, "b (registered last) first");
+	cr_assert_eq(LOG.e[1].udata, &tag_a, "then a");
 	if (f->param > 0)
 		cr_assert_eq(LOG.e[LOG.n - 1].udata, &tag_b, "the others last");
-	cr_assert_eq(LOG.e[1].udata, &tag_new, "then b");
 }
 
 Test(nomem, register_new)
