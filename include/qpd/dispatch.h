@@ -284,6 +284,7 @@ struct qpd_dyn {
 	struct qpd *q;
 	ck_epoch_entry_t retire;
 	ck_stack_entry_t link;   /* on the instance's stack of new lists */
+	struct qpd_dyn_entry inl[]; /* qpd_dyn_new_sized()'s first array */
 };
 
 /*
@@ -292,6 +293,13 @@ struct qpd_dyn {
  * a push).  NULL with errno ENOMEM or EINVAL (NULL q).
  */
 struct qpd_dyn *qpd_dyn_new(struct qpd *q);
+
+/*
+ * The same, with room for cap entries in the list's own allocation (an
+ * embedder that knows a list's size pays one allocation for it); it still
+ * grows past cap.  NULL with errno ENOMEM or EINVAL (NULL q, cap too large).
+ */
+struct qpd_dyn *qpd_dyn_new_sized(struct qpd *q, unsigned cap);
 
 /*
  * Retires one list (for an embedder that invalidates a single block); it

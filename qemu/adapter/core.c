@@ -487,7 +487,7 @@ void qemu_plugin_add_dyn_cb_arr(GArray *arr)
 
     h = g_malloc0(sizeof(*h) + arr->len * sizeof(h->rec[0]));
     h->arr = arr;
-    h->list = mem_list_new();
+    h->list = mem_list_new(arr->len);
     for (i = 0; i < arr->len; i++) {
         struct qemu_plugin_dyn_cb *cb =
             &g_array_index(arr, struct qemu_plugin_dyn_cb, i);

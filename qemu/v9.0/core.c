@@ -222,7 +222,7 @@ void plugin_register_vcpu_mem_cb(GArray **arr,
  */
 void *qemu_plugin_add_dyn_cb_arr(GArray *arr)
 {
-    struct qpd_dyn *list = mem_list_new();
+    struct qpd_dyn *list = mem_list_new(arr->len);
     guint i;
 
     for (i = 0; i < arr->len; i++) {

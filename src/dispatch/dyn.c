@@ -80,7 +80,8 @@ list_free_cb(ck_epoch_entry_t *e)
 {
 	struct qpd_dyn *l = (struct qpd_dyn *)(void *)
 		((char *)e - offsetof(struct qpd_dyn, retire));
-	struct dyn_arr *a = l->e != NULL ? arr_of(l->e) : NULL;
+	struct dyn_arr *a = l->e != NULL && l->e != l->inl ? arr_of(l->e)
+							  : NULL;
 
 	while (a != NULL) {
 		struct dyn_arr *older = a->older;
@@ -91,25 +92,44 @@ list_free_cb(ck_epoch_entry_t *e)
 	qpd__dealloc(l);
 }
 
-struct qpd_dyn *
-qpd_dyn_new(struct qpd *q)
+/* A list with room for cap entries inline; failures reported as func's. */
+static struct qpd_dyn *
+dyn_new(struct qpd *q, unsigned cap, const char *func)
 {
 	struct qpd_dyn *l;
 
-	if (q == NULL) {
+	if (q == NULL || cap > (1u << 20)) {
 		errno = EINVAL;
+		if (q != NULL)
+			qpd__fail(q, -EINVAL, func);
 		return NULL;
 	}
-	l = qpd__alloc(sizeof(*l));
+	l = qpd__alloc(sizeof(*l) + (size_t)cap * sizeof(l->inl[0]));
 	if (l == NULL) {
 		errno = ENOMEM;
-		QPD_FAIL(q, -ENOMEM);
+		qpd__fail(q, -ENOMEM, func);
 		return NULL;
 	}
 	l->q = q;
+	if (cap != 0) {
+		l->e = l->inl;
+		l->cap = cap;
+	}
 	/* The push fences l's fields before the CAS that publishes l. */
 	ck_stack_push_upmc(&q->new_dyn, &l->link);
 	return l;
+}
+
+struct qpd_dyn *
+qpd_dyn_new(struct qpd *q)
+{
+	return dyn_new(q, 0, __func__);
+}
+
+struct qpd_dyn *
+qpd_dyn_new_sized(struct qpd *q, unsigned cap)
+{
+	return dyn_new(q, cap, __func__);
 }
 
 /*
@@ -221,7 +241,7 @@ dyn_append(struct qpd_dyn *l, const struct qpd_dyn_entry *ne)
 		if (l->n)
 			memcpy(a->e, l->e, l->n * sizeof(a->e[0]));
 		/* Executors may still walk it: freed with the list. */
-		a->older = l->e != NULL ? arr_of(l->e) : NULL;
+		a->older = l->e != NULL && l->e != l->inl ? arr_of(l->e) : NULL;
 		/* The copied entries before the pointer (store-store). */
 		ck_pr_fence_store();
 		ck_pr_store_ptr(&l->e, a->e);

@@ -462,3 +462,26 @@ Test(dyn, flush_and_retire)
 	cr_assert_eq(st.n_pending_reclaim, 0);
 	qpd_free(f.q);
 }
+
+/* A sized list holds its first entries in its own allocation, then grows. */
+Test(dyn, sized_list_grows_past_its_room)
+{
+	struct fx f = setup();
+	struct qpd_dyn *l = qpd_dyn_new_sized(f.q, 2);
+
+	cr_assert_not_null(l);
+	cr_assert_eq(l->e, l->inl);
+	cr_assert_eq(l->cap, 2);
+	for (unsigned i = 0; i < 5; i++)
+		cr_assert_eq(qpd_dyn_add_inline(l, QPD_OP_ADD_U64, f.c0, 1), 0);
+	cr_assert_neq(l->e, l->inl, "grew into an array of its own");
+	qpd_dyn_exec(l, 1);
+	cr_assert_eq(qpd_u64_get(f.c0, 1), 5);
+	cr_assert_eq(qpd_dyn_retire(f.q, l), 0);
+	errno = 0;
+	cr_assert_null(qpd_dyn_new_sized(NULL, 1));
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_null(qpd_dyn_new_sized(f.q, UINT_MAX));
+	cr_assert_eq(errno, EINVAL);
+	teardown(&f);
+}
