@@ -56,6 +56,8 @@ struct sb_slab;
 struct qpd_sb_arena {
 	struct qpd *q;
 	char *mem;               /* vCPU 0's region */
+	size_t held;             /* bytes mapped: span(cap) usable, the rest
+				    PROT_NONE, held for growth */
 	size_t region;           /* a page multiple */
 	unsigned cap;            /* regions mapped */
 	unsigned n_cols;         /* columns taken (live or awaiting grace) */

@@ -20,18 +20,22 @@
  * memory; nothing is reserved up front, and untouched pages cost nothing.
  *
  * Growth.  Every arena has regions for every index below q->sb_cap.  A new
- * vCPU index past it raises the capacity of every arena with mremap(2) in
- * place: nothing moves, so running vCPUs and translated code that embedded
- * base and stride are unaffected, and no one is stopped.  To make that the
- * common case, an arena is mapped at the low end of a free gap of address
- * space as large as it could ever grow (a probe mapping, released at
- * once): the kernel hands out addresses top-down, so other mappings fill
- * that gap last.  Only when the gap has been taken anyway must an arena
- * move: qpd_scoreboard_reserve() does that only when its caller allows it
- * (every slot user stopped, as QEMU stops every vCPU for each growth), and
- * counts it.  The pages move with mremap (no copy); with MREMAP_DONTUNMAP
- * the old addresses stay mapped, zero-filled, until a grace period has
- * passed, so a stray reader inside a section does not fault.
+ * vCPU index past it raises the capacity of every arena in place: nothing
+ * moves, so running vCPUs and translated code that embedded base and
+ * stride are unaffected, and no one is stopped.  An arena holds address
+ * space for its growth (up to 256 MiB, inaccessible until used: no memory,
+ * no commit charge), so growth within it is an mprotect(2) that nothing
+ * else can prevent; and it sits at the low end of a free gap as large as
+ * it could ever grow (a probe mapping, released at once), so growth past
+ * what it holds is an mremap(2) in place: the kernel hands out addresses
+ * top-down, so other mappings fill that gap last.  Only when that gap has
+ * been taken anyway (or a small RLIMIT_AS let it hold nothing) must an
+ * arena move: qpd_scoreboard_reserve() does that only when its caller
+ * allows it (every slot user stopped, as QEMU stops every vCPU for each
+ * growth), and counts it.  The pages move with mremap (no copy); with
+ * MREMAP_DONTUNMAP the old addresses stay mapped, zero-filled, until a
+ * grace period has passed, so a stray reader inside a section does not
+ * fault.
  *
  * Why this is safe.  base and stride change only in a move, which the
  * caller makes exclusive; max_vcpus only grows, after the memory it
@@ -123,29 +127,64 @@ cap_limit(const struct qpd *q, size_t region)
  */
 #define GAP_SLACK ((size_t)64 << 30)
 
-/*
- * Maps len bytes, zero-filled, at the low end of a free gap of `room`
- * bytes plus GAP_SLACK when one can be found (see the essay); MAP_FAILED
- * on failure.
- */
-static void *
-map_with_room(size_t len, size_t room)
-{
-	int prot = PROT_READ | PROT_WRITE;
-	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
-	void *probe = MAP_FAILED, *p;
+/* The most address space an arena holds beyond what it uses. */
+#define HOLD_MAX ((size_t)256 << 20)
 
-	room += GAP_SLACK;
-	probe = mmap(NULL, room, PROT_NONE, flags, -1, 0);
-	if (probe == MAP_FAILED)
-		return mmap(NULL, len, prot, flags, -1, 0);
-	p = mmap(probe, len, prot, flags | MAP_FIXED, -1, 0);
-	if (p == MAP_FAILED) {
-		munmap(probe, room);
-		return mmap(NULL, len, prot, flags, -1, 0);
+/*
+ * Maps an arena's len bytes, zero-filled, holding more address space for
+ * its growth to `want` bytes (see the essay).  It holds up to HOLD_MAX
+ * bytes itself, the part past len inaccessible (PROT_NONE: no memory, no
+ * commit charge), so that growth within it is an mprotect nothing mapped
+ * meanwhile can prevent (a debugger's or valgrind's own mappings land
+ * anywhere); it sits at the low end of a free gap of `want` bytes plus
+ * GAP_SLACK, for growth past that.  Under a small RLIMIT_AS it holds what
+ * it can, down to len alone.  *held gets the bytes mapped; MAP_FAILED on
+ * failure.
+ */
+static char *
+map_arena(size_t len, size_t want, size_t *held)
+{
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+	size_t hold = want < HOLD_MAX ? want : HOLD_MAX;
+	size_t room = want + GAP_SLACK;
+	char *p;
+
+	if (hold < len)
+		hold = len;
+	p = mmap(NULL, room, PROT_NONE, flags, -1, 0);
+	if (p != MAP_FAILED) {
+		munmap(p + hold, room - hold);
+	} else {
+		room = hold;
+		p = mmap(NULL, hold, PROT_NONE, flags, -1, 0);
 	}
-	munmap((char *)probe + len, room - len);
-	return p;
+	if (p != MAP_FAILED) {
+		if (mprotect(p, len, PROT_READ | PROT_WRITE) == 0) {
+			*held = hold;
+			return p;
+		}
+		munmap(p, hold);
+	}
+	*held = len;
+	return mmap(NULL, len, PROT_READ | PROT_WRITE, flags, -1, 0);
+}
+
+/* Makes a's first `len` bytes usable in place; false if it cannot. */
+static bool
+arena_grow_in_place(struct qpd_sb_arena *a, size_t len)
+{
+	size_t used = span(a, a->cap);
+	int rw = PROT_READ | PROT_WRITE;
+
+	if (len <= a->held)
+		return len == used || mprotect(a->mem + used, len - used, rw) == 0;
+	/* Past what it holds: one accessible mapping first, then extend. */
+	if (a->held > used && mprotect(a->mem + used, a->held - used, rw) != 0)
+		return false;
+	if (mremap(a->mem, a->held, len, 0) == MAP_FAILED)
+		return false;
+	a->held = len;
+	return true;
 }
 
 int
@@ -219,7 +258,7 @@ qpd__arena_destroy(struct qpd *q)
 	}
 	for (a = q->arenas; a != NULL; a = next) {
 		next = a->next;
-		munmap(a->mem, span(a, a->cap));
+		munmap(a->mem, a->held);
 		qpd__dealloc(a->free_ext);
 		qpd__dealloc(a);
 	}
@@ -242,8 +281,8 @@ arena_new_locked(struct qpd *q, size_t region)
 		goto fail;
 	a->q = q;
 	a->region = region;
-	a->mem = map_with_room(span(a, q->sb_cap),
-			       span(a, cap_limit(q, region)));
+	a->mem = map_arena(span(a, q->sb_cap), span(a, cap_limit(q, region)),
+			   &a->held);
 	if (a->mem == MAP_FAILED)
 		goto fail;
 	a->cap = q->sb_cap;
@@ -547,14 +586,14 @@ landing_reclaim(ck_epoch_entry_t *e)
 static int
 arena_move_locked(struct qpd *q, struct qpd_sb_arena *a, unsigned cap)
 {
-	size_t old_len = span(a, a->cap);
+	size_t old_len = span(a, a->cap), held;
 	struct landing *l = qpd__alloc(sizeof(*l));
 	char *to;
 	void *moved;
 
 	if (l == NULL)
 		return -ENOMEM;
-	to = map_with_room(span(a, cap), span(a, cap_limit(q, a->region)));
+	to = map_arena(span(a, cap), span(a, cap_limit(q, a->region)), &held);
 	if (to == MAP_FAILED) {
 		qpd__dealloc(l);
 		return -ENOMEM;
@@ -567,9 +606,10 @@ arena_move_locked(struct qpd *q, struct qpd_sb_arena *a, unsigned cap)
 		memcpy(to, a->mem, old_len);
 	}
 	l->mem = a->mem;
-	l->len = old_len;
+	l->len = a->held;
 	qpd__retire_locked(q, &l->retire, landing_reclaim);
 	a->mem = to;
+	a->held = held;
 	a->cap = cap;
 	q->n_sb_moved++;
 	arena_publish_locked(q, a, true);
@@ -595,18 +635,20 @@ qpd_scoreboard_reserve(struct qpd *q, unsigned n, bool may_move)
 		cap = cap > q->core.max_vcpus / 2 ? q->core.max_vcpus : cap * 2;
 	for (a = q->arenas; a != NULL && err == 0; a = a->next) {
 		unsigned lim = cap_limit(q, a->region);
+		size_t in_hold = a->held / a->region;
 
 		if (lim < n)
 			err = -E2BIG;
 		else if (cap > lim)
 			cap = lim;
+		/* Rather less than doubling than past what an arena holds. */
+		if (in_hold >= n && cap > in_hold)
+			cap = (unsigned)in_hold;
 	}
 	for (a = q->arenas; a != NULL && err == 0; a = a->next) {
 		if (a->cap >= cap)
 			continue;
-		if (span(a, cap) == span(a, a->cap) ||
-		    mremap(a->mem, span(a, a->cap), span(a, cap), 0) !=
-			    MAP_FAILED) {
+		if (arena_grow_in_place(a, span(a, cap))) {
 			a->cap = cap;
 			q->n_sb_grown++;
 			arena_bind_locked(q, a, 0);
