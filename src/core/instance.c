@@ -200,6 +200,9 @@ reclaimer_main(void *arg)
 	return NULL;
 }
 
+/* The reclaimer's stack: room for `done` hooks (a dlclose, say). */
+#define RECLAIMER_STACK ((size_t)1 << 20)
+
 static int
 reclaimer_start(struct qpd *q)
 {
@@ -218,7 +221,20 @@ reclaimer_start(struct qpd *q)
 	 */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	err = pthread_create(&q->reclaimer, NULL, reclaimer_main, q);
+	/*
+	 * A small stack: it frees memory and runs `done` hooks, and the
+	 * default (8 MiB of address space) would count against an
+	 * embedder's RLIMIT_AS that the embedder alone would not need.
+	 */
+	pthread_attr_t attr;
+	bool attr_ok = pthread_attr_init(&attr) == 0;
+
+	if (attr_ok)
+		pthread_attr_setstacksize(&attr, RECLAIMER_STACK);
+	err = pthread_create(&q->reclaimer, attr_ok ? &attr : NULL,
+			     reclaimer_main, q);
+	if (attr_ok)
+		pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err != 0)
 		return -EAGAIN;

@@ -52,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #ifdef QPD_HAVE_NUMA
@@ -137,10 +138,23 @@ cap_limit(const struct qpd *q, size_t region)
  * commit charge), so that growth within it is an mprotect nothing mapped
  * meanwhile can prevent (a debugger's or valgrind's own mappings land
  * anywhere); it sits at the low end of a free gap of `want` bytes plus
- * GAP_SLACK, for growth past that.  Under a small RLIMIT_AS it holds what
- * it can, down to len alone.  *held gets the bytes mapped; MAP_FAILED on
+ * GAP_SLACK, for growth past that.  Under an RLIMIT_AS it holds len
+ * alone.  *held gets the bytes mapped; MAP_FAILED on
  * failure.
  */
+/*
+ * Whether the process has an address-space limit (RLIMIT_AS): then an
+ * arena holds nothing it does not use, since what it holds would count
+ * against what the embedder needs (QEMU's translation buffer, say).
+ */
+static bool
+as_limited(void)
+{
+	struct rlimit r;
+
+	return getrlimit(RLIMIT_AS, &r) == 0 && r.rlim_cur != RLIM_INFINITY;
+}
+
 static char *
 map_arena(size_t len, size_t want, size_t *held)
 {
@@ -149,7 +163,7 @@ map_arena(size_t len, size_t want, size_t *held)
 	size_t room = want + GAP_SLACK;
 	char *p;
 
-	if (hold < len)
+	if (hold < len || as_limited())
 		hold = len;
 	p = mmap(NULL, room, PROT_NONE, flags, -1, 0);
 	if (p != MAP_FAILED) {
