@@ -60,7 +60,6 @@ struct qpd_sb_arena {
 				    PROT_NONE, held for growth */
 	size_t region;           /* a page multiple */
 	unsigned cap;            /* regions mapped */
-	unsigned n_cols;         /* columns taken (live or awaiting grace) */
 	unsigned n_promised;     /* frees awaiting their grace period */
 	struct qpd_extent *free_ext; /* free columns, sorted by offset */
 	unsigned n_free_ext, cap_free_ext;

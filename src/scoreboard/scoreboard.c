@@ -332,7 +332,6 @@ column_take(struct qpd_sb_arena *a, size_t len)
 			memmove(x, x + 1, (a->n_free_ext - i - 1) * sizeof(*x));
 			a->n_free_ext--;
 		}
-		a->n_cols++;
 		return off;
 	}
 	return (size_t)-1;
@@ -372,7 +371,6 @@ column_give(struct qpd_sb_arena *a, size_t off, size_t len)
 	memmove(&a->free_ext[i + 1], &a->free_ext[i],
 		(a->n_free_ext - i) * sizeof(*x));
 	a->n_free_ext++;
-	a->n_cols--;
 	x = &a->free_ext[i];
 	x->off = off;
 	x->len = len;
