@@ -86,6 +86,16 @@ struct qpd_config {
 	 * qpd_reclaim().
 	 */
 	bool no_reclaimer_thread;
+	/*
+	 * Reclamation work (memory or a `done` hook) was queued: lets an
+	 * embedder without the reclaimer thread schedule a qpd_reclaim() on a
+	 * thread of its own.  Called with qpd's writer lock held, possibly
+	 * many times per reclaim: it must not call qpd, only schedule.
+	 * (Why an embedder may want this: with glibc, the first free() on a
+	 * thread gives it a malloc arena, 64 MiB of address space that counts
+	 * against RLIMIT_AS.)
+	 */
+	void (*on_reclaim_pending_locked)(void *opaque);
 	/* A vCPU's event mask changed; called with no qpd lock held. */
 	void (*on_mask_change)(unsigned vcpu, void *opaque);
 	/* A slow path is about to return err (< 0); called with no lock held. */
@@ -187,6 +197,7 @@ int qpd_postfork(struct qpd *q, bool child);
 
 #define QPD_CACHELINE 64
 #define QPD_VCPU_CHUNK 64 /* vCPUs per directory chunk */
+#define QPD_VDIR_PAGE 512 /* chunk slots per directory page (4 KiB) */
 
 struct qpd_cb {
 	void *fn;
@@ -221,7 +232,11 @@ struct qpd_core {
 	/* Chunks of the first QPD_VCPU_NEAR vCPUs, mirrored from vdir. */
 	struct qpd_vcpu *near[QPD_VCPU_NEAR / QPD_VCPU_CHUNK];
 	struct qpd_cb_array *ev[QPD_EV_CAPACITY];
-	struct qpd_vcpu **vdir;  /* max_vcpus / QPD_VCPU_CHUNK chunk slots */
+	/*
+	 * Pages of QPD_VDIR_PAGE chunk slots, added as indices are first used:
+	 * a high max_vcpus costs 8 bytes per 32768 indices up front.
+	 */
+	struct qpd_vcpu ***vdir;
 	unsigned max_vcpus;
 	unsigned num_vcpus;      /* written under q->lock, ck_pr loads outside */
 	ck_epoch_t epoch;

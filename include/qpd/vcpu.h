@@ -29,10 +29,19 @@ qpd__vcpu(struct qpd *q, unsigned vcpu)
 
 	if (vcpu < QPD_VCPU_NEAR)
 		chunk = ck_pr_load_ptr(&c->near[vcpu / QPD_VCPU_CHUNK]);
-	else if (vcpu < c->max_vcpus)
-		chunk = ck_pr_load_ptr(&c->vdir[vcpu / QPD_VCPU_CHUNK]);
-	else
+	else if (vcpu < c->max_vcpus) {
+		struct qpd_vcpu **page = ck_pr_load_ptr(
+			&c->vdir[vcpu / (QPD_VCPU_CHUNK * QPD_VDIR_PAGE)]);
+
+		if (page == NULL)
+			return NULL;
+		/* The page's slots after its pointer (Alpha-style reorder). */
+		ck_pr_fence_load_depends();
+		chunk = ck_pr_load_ptr(
+			&page[vcpu / QPD_VCPU_CHUNK % QPD_VDIR_PAGE]);
+	} else {
 		return NULL;
+	}
 	if (chunk == NULL)
 		return NULL;
 	/* Order the chunk's contents after its pointer (Alpha-style reorder). */

@@ -77,6 +77,7 @@
 #include "qemu/osdep.h"
 #include "qemu/error-report.h"
 #include "qemu/lockable.h"
+#include "qemu/rcu.h"
 #include "qemu/plugin.h"
 #include "qemu/qemu-plugin.h"
 #include "exec/tb-flush.h"

@@ -61,6 +61,7 @@
 #include "qemu/osdep.h"
 #include "qemu/error-report.h"
 #include "qemu/lockable.h"
+#include "qemu/rcu.h"
 #include "qemu/plugin.h"
 #include "qemu/qemu-plugin.h"
 #include "hw/core/cpu.h"

@@ -90,6 +90,8 @@ qpd__retire_locked(struct qpd *q, ck_epoch_entry_t *e, ck_epoch_cb_t *fn)
 {
 	ck_epoch_call(&q->wrec, e, fn);
 	pthread_cond_signal(&q->wake);
+	if (q->cfg.on_reclaim_pending_locked != NULL)
+		q->cfg.on_reclaim_pending_locked(q->cfg.opaque);
 }
 
 /* Polls once under the lock; returns the notices whose hooks are due. */
@@ -292,7 +294,8 @@ qpd_new(const struct qpd_config *cfg)
 	q->cfg = c;
 	q->core.max_vcpus = c.max_vcpus;
 	q->n_chunks = (c.max_vcpus + QPD_VCPU_CHUNK - 1) / QPD_VCPU_CHUNK;
-	q->core.vdir = qpd__alloc(q->n_chunks * sizeof(*q->core.vdir));
+	q->core.vdir = qpd__alloc((q->n_chunks + QPD_VDIR_PAGE - 1) /
+				  QPD_VDIR_PAGE * sizeof(*q->core.vdir));
 	if (q->core.vdir == NULL)
 		goto nomem_q;
 	CK_BITMAP_INIT(&q->mask, QPD_EV_CAPACITY, false);

@@ -132,17 +132,6 @@ cap_limit(const struct qpd *q, size_t region)
 #define HOLD_MAX ((size_t)256 << 20)
 
 /*
- * Maps an arena's len bytes, zero-filled, holding more address space for
- * its growth to `want` bytes (see the essay).  It holds up to HOLD_MAX
- * bytes itself, the part past len inaccessible (PROT_NONE: no memory, no
- * commit charge), so that growth within it is an mprotect nothing mapped
- * meanwhile can prevent (a debugger's or valgrind's own mappings land
- * anywhere); it sits at the low end of a free gap of `want` bytes plus
- * GAP_SLACK, for growth past that.  Under an RLIMIT_AS it holds len
- * alone.  *held gets the bytes mapped; MAP_FAILED on
- * failure.
- */
-/*
  * Whether the process has an address-space limit (RLIMIT_AS): then an
  * arena holds nothing it does not use, since what it holds would count
  * against what the embedder needs (QEMU's translation buffer, say).
@@ -155,6 +144,16 @@ as_limited(void)
 	return getrlimit(RLIMIT_AS, &r) == 0 && r.rlim_cur != RLIM_INFINITY;
 }
 
+/*
+ * Maps an arena's len bytes, zero-filled, holding more address space for
+ * its growth to `want` bytes (see the essay).  It holds up to HOLD_MAX
+ * bytes itself, the part past len inaccessible (PROT_NONE: no memory, no
+ * commit charge), so that growth within it is an mprotect nothing mapped
+ * meanwhile can prevent (a debugger's or valgrind's own mappings land
+ * anywhere); it sits at the low end of a free gap of `want` bytes plus
+ * GAP_SLACK, for growth past that.  Under an RLIMIT_AS it holds len
+ * alone.  *held gets the bytes mapped; MAP_FAILED on failure.
+ */
 static char *
 map_arena(size_t len, size_t want, size_t *held)
 {

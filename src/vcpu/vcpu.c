@@ -1,11 +1,12 @@
 /*
  * The vCPU registry.
  *
- * vCPU blocks live in chunks of QPD_VCPU_CHUNK, reached through a directory
- * sized once, at qpd_new(), for max_vcpus.  A chunk is allocated (zeroed)
- * under q->lock the first time one of its indices is initialised and is
- * published with one pointer store after a store fence; it is never moved
- * or freed before qpd_free().  So growth is a single store that running
+ * vCPU blocks live in chunks of QPD_VCPU_CHUNK, reached through a
+ * two-level directory: a top level sized once, at qpd_new(), for max_vcpus,
+ * and pages of QPD_VDIR_PAGE chunk slots.  A page or chunk is allocated
+ * (zeroed) under q->lock the first time one of its indices is initialised
+ * and is published with one pointer store after a store fence; neither is
+ * moved or freed before qpd_free().  So growth is a single store that running
  * vCPUs never wait for, a reader needs no section to reach a block, and the
  * address of a vCPU's block (and of its epoch record, which stays registered
  * with ck_epoch from its first init on) is stable across exit and re-init of
@@ -20,12 +21,33 @@
 
 #include "../core/internal.h"
 
+static struct qpd_vcpu **
+vdir_page_get_locked(struct qpd *q, unsigned idx)
+{
+	struct qpd_vcpu **page = q->core.vdir[idx / QPD_VDIR_PAGE];
+
+	if (page != NULL)
+		return page;
+	page = qpd__alloc(QPD_VDIR_PAGE * sizeof(*page));
+	if (page == NULL)
+		return NULL;
+	/* The zeroed slots before the pointer that reaches them. */
+	ck_pr_fence_store();
+	ck_pr_store_ptr(&q->core.vdir[idx / QPD_VDIR_PAGE], page);
+	return page;
+}
+
+/* The chunk of directory slot idx, allocated on first use (NULL: ENOMEM). */
 static struct qpd_vcpu *
 chunk_get_locked(struct qpd *q, unsigned idx)
 {
-	struct qpd_vcpu *chunk = q->core.vdir[idx];
+	struct qpd_vcpu **page = vdir_page_get_locked(q, idx);
+	struct qpd_vcpu *chunk;
 	unsigned i;
 
+	if (page == NULL)
+		return NULL;
+	chunk = page[idx % QPD_VDIR_PAGE];
 	if (chunk != NULL)
 		return chunk;
 	chunk = qpd__alloc(QPD_VCPU_CHUNK * sizeof(*chunk));
@@ -37,7 +59,7 @@ chunk_get_locked(struct qpd *q, unsigned idx)
 	}
 	/* The blocks' contents before the pointers that reach them. */
 	ck_pr_fence_store();
-	ck_pr_store_ptr(&q->core.vdir[idx], chunk);
+	ck_pr_store_ptr(&page[idx % QPD_VDIR_PAGE], chunk);
 	if (idx < QPD_VCPU_NEAR / QPD_VCPU_CHUNK)
 		ck_pr_store_ptr(&q->core.near[idx], chunk);
 	return chunk;
@@ -297,7 +319,15 @@ qpd__vcpus_destroy(struct qpd *q)
 	unsigned i;
 
 	for (i = 0; i < q->n_chunks; i++) {
-		qpd__dealloc(q->core.vdir[i]);
-		q->core.vdir[i] = NULL;
+		struct qpd_vcpu **page = q->core.vdir[i / QPD_VDIR_PAGE];
+
+		if (page != NULL) {
+			qpd__dealloc(page[i % QPD_VDIR_PAGE]);
+			page[i % QPD_VDIR_PAGE] = NULL;
+		}
+	}
+	for (i = 0; i < q->n_chunks; i += QPD_VDIR_PAGE) {
+		qpd__dealloc(q->core.vdir[i / QPD_VDIR_PAGE]);
+		q->core.vdir[i / QPD_VDIR_PAGE] = NULL;
 	}
 }

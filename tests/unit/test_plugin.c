@@ -329,3 +329,75 @@ Test(plugin, reclaimer_thread_blocks_every_signal)
 		  "the caller's mask is restored");
 	qpd_free(q);
 }
+
+/* The embedder's side of on_reclaim_pending_locked: count and schedule. */
+struct kick {
+	int n;     /* calls since the driver last looked */
+	int total; /* calls in all */
+};
+
+static void
+kick_count(void *opaque)
+{
+	struct kick *k = opaque;
+
+	k->n++;
+	k->total++;
+}
+
+/* Drives reclamation only when told to, as an embedder's own thread would. */
+static bool
+reclaim_when_kicked(struct qpd *q, struct kick *k, const int *flag)
+{
+	for (int i = 0; i < 100 && (k->n != 0 || !*flag); i++) {
+		if (k->n == 0)
+			return false; /* work pending, nobody told */
+		k->n = 0;
+		if (qpd_reclaim(q) > 0)
+			k->n++; /* still waiting: the driver reschedules itself */
+	}
+	return *flag != 0;
+}
+
+/*
+ * Without the reclaimer thread no thread is started, and every piece of
+ * reclamation work (a replaced callback array, a `done` hook) is announced,
+ * so an embedder that reclaims only when told to never strands any.
+ */
+Test(plugin, embedder_told_of_every_pending_reclaim)
+{
+	struct kick k = { 0, 0 };
+	struct qpd_config cfg = { .no_reclaimer_thread = true,
+				  .on_reclaim_pending_locked = kick_count,
+				  .opaque = &k };
+	long before[64], after[64];
+	struct qpd_stats st;
+	qpd_plugin_id id;
+	int nb, na, flag = 0;
+	struct qpd *q;
+
+	nb = task_ids(before, 64);
+	q = qpd_new(&cfg);
+	cr_assert_not_null(q);
+	na = task_ids(after, 64);
+	cr_assert_eq(na, nb, "no thread of qpd's own");
+	cr_assert_eq(qpd_plugin_add(q, &id), 0);
+	cr_assert_eq(qpd_vcpu_init(q, 0), 0);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(qpd_register_cb(q, id, QPD_EV_VCPU_IDLE,
+					     i % 2 ? (void *)cb_vcpu : NULL,
+					     NULL), 0);
+	cr_assert_eq(qpd_stats_get(q, &st), 0);
+	cr_assert_gt(st.n_pending_reclaim, 0, "arrays were retired");
+	cr_assert_gt(k.n, 0, "and announced");
+	cr_assert_eq(qpd_plugin_reset(q, id, done_set_flag, &flag), 0);
+	cr_assert(reclaim_when_kicked(q, &k, &flag), "done ran when told");
+	cr_assert_eq(qpd_stats_get(q, &st), 0);
+	cr_assert_eq(st.n_pending_reclaim, 0, "nothing stranded");
+	flag = 0;
+	k.n = 0;
+	cr_assert_eq(qpd_plugin_uninstall(q, id, done_set_flag, &flag), 0);
+	cr_assert_gt(k.n, 0, "an uninstall's done hook is announced");
+	cr_assert(reclaim_when_kicked(q, &k, &flag));
+	qpd_free(q);
+}

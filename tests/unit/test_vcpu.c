@@ -186,3 +186,45 @@ Test(vcpu, forget_takes_offline_without_exit_and_releases_section)
 	cr_assert_eq(LOG.n, 1);
 	qpd_free(q);
 }
+
+/*
+ * Indices past the near table go through the directory's pages: one in the
+ * first page, one at a page's edge, the last allowed; their neighbours in
+ * pages never touched stay unknown, and a vCPU's block keeps its address.
+ */
+Test(vcpu, far_indices_across_directory_pages)
+{
+	const unsigned page_span = QPD_VCPU_CHUNK * QPD_VDIR_PAGE;
+	const unsigned max = 4 * page_span + 7;
+	const unsigned idx[] = { QPD_VCPU_NEAR, page_span - 1, page_span,
+				 3 * page_span + 1, max - 1 };
+	struct qpd_config cfg = { .no_reclaimer_thread = true,
+				  .max_vcpus = max };
+	struct qpd *q = qpd_new(&cfg);
+	struct qpd_vcpu *block[5];
+	qpd_plugin_id id;
+
+	cr_assert_not_null(q);
+	memset(&LOG, 0, sizeof(LOG));
+	cr_assert_eq(qpd_plugin_add(q, &id), 0);
+	cr_assert_eq(qpd_register_cb(q, id, QPD_EV_VCPU_IDLE, cb_vcpu, NULL),
+		     0);
+	for (unsigned i = 0; i < 5; i++) {
+		cr_assert_eq(qpd_vcpu_init(q, idx[i]), 0, "index %u", idx[i]);
+		block[i] = qpd__vcpu(q, idx[i]);
+		cr_assert_not_null(block[i]);
+		cr_assert_eq(block[i]->index, idx[i]);
+	}
+	cr_assert_null(qpd__vcpu(q, 2 * page_span), "a page never used");
+	cr_assert_null(qpd__vcpu(q, max));
+	cr_assert_eq(qpd_vcpu_init(q, max), -EINVAL);
+	cr_assert_eq(qpd_num_vcpus(q), max);
+	for (unsigned i = 0; i < 5; i++)
+		qpd_vcpu_idle(q, idx[i]);
+	cr_assert_eq(LOG.n, 5);
+	cr_assert_eq(LOG.e[4].vcpu, max - 1);
+	cr_assert_eq(qpd_vcpu_exit(q, page_span), 0);
+	cr_assert_eq(qpd_vcpu_init(q, page_span), 0);
+	cr_assert_eq(qpd__vcpu(q, page_span), block[2], "blocks never move");
+	qpd_free(q);
+}
