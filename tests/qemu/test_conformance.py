@@ -42,7 +42,7 @@ class CaseList(unittest.TestCase):
         for c in self.all:
             self.assertIn("conformance", c.tags, c.name)
             self.assertIn(c.section, ("plugins", "programs", "threads", "selfreset",
-                                      "order", "ulimit", "boot"))
+                                      "order", "ulimit", "tasks", "boot"))
 
     def test_well_formed(self):
         for c in self.all:
@@ -74,7 +74,7 @@ class CaseList(unittest.TestCase):
         ci = cases.select(self.all)
         sections = {c.section for c in ci}
         self.assertEqual(sections, {"plugins", "programs", "threads", "selfreset", "order",
-                                    "ulimit", "boot"})
+                                    "ulimit", "tasks", "boot"})
         self.assertLessEqual(sum(c.section == "boot" for c in ci), 1)
         self.assertIn("relay %d: libbb inline=on" % C.RELAY_GENERATIONS,
                       [c.name for c in ci])
@@ -195,7 +195,7 @@ class Verdicts(unittest.TestCase):
 
     def test_ulimit_bisection_bound(self):
         steps = C.ULIMIT_MAX_MIB // C.ULIMIT_STEP_MIB
-        self.assertLessEqual(steps.bit_length() + 1, 10)     # runs per bisection
+        self.assertLessEqual(steps.bit_length() + 1, 13)     # runs per bisection
         self.assertTrue(re.fullmatch(r"\d+", str(C.ULIMIT_STEP_MIB)))
 
 

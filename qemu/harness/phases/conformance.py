@@ -25,8 +25,11 @@ Rows:
              system calls; its counts must be upstream's
   order      several plugins loaded at once: their ATEXIT output (most
              recently registered first) in upstream's order
-  ulimit     the smallest RLIMIT_AS (16 MiB steps, by bisection) at which
-             upstream runs a guest under libbb; qpd must run there too
+  ulimit     the smallest RLIMIT_AS (1 MiB steps, by bisection, one malloc
+             arena) at which upstream runs a guest under libbb; qpd must
+             run there too
+  tasks      the most host threads a run has at once (/proc/PID/task,
+             polled): qpd's no more than upstream's
   boot       the boot phase's Linux boot (-smp 4) under contrib plugins
 
 Options: --only REGEX (rows whose name matches). --full (the harness's)
@@ -193,15 +196,16 @@ class Suite:
             argv[at:at] = ["-plugin", build.plugin_arg(replace(p, args=fill(p.args)), self.bin)]
         return argv
 
-    def run_user(self, case, build, limit_as=None):
-        """One run of CASE on BUILD: (Outcome, the output compared)."""
+    def run_user(self, case, build, limit_as=None, threads=None):
+        """One run of CASE on BUILD: (Outcome, the output compared); the
+        most host threads it had at once is appended to THREADS if given."""
         for p in ((case.plugin,) if case.plugin else ()) + case.more:
             if not build.has(p, self.bin):
                 return Outcome(False, "no " + p.so, absent=True), ""
         d = self.run_dir(case, build)
         argv = self.command(case, build, d)
         r = run_limited(argv, os.path.join(d, "run.log"), case.timeout, d,
-                        dict(os.environ, **dict(case.env)), limit_as)
+                        dict(os.environ, **dict(case.env)), limit_as, threads)
         text = clean_output(r.output(), build.dir, d)
         files = attached_files(d, names_only=case.files == "names")
         if files:
@@ -307,6 +311,29 @@ class Suite:
         _log("ulimit: upstream's smallest RLIMIT_AS %d MiB" % found)
         return up, qpd, None, {"rlimit_as_mib": found}
 
+    # ------------------------------------------------------ host threads
+    def tasks_row(self, case):
+        """The most host threads CASE's runs have at once, on each build;
+        qpd's must be no more than upstream's."""
+        n = case.runs[int(self.ctx.full)]
+
+        def most(build):
+            seen = []
+            for _ in range(n):
+                o, _ = self.run_user(case, build, threads=seen)
+                if not o.ok:
+                    return o, None
+            return o, max(seen)
+
+        res = self.both(most)
+        (up, n_up), (qpd, n_qpd) = res["upstream"], res["qpd"]
+        if n_up is not None:
+            up = passed("%d host threads at most (%d runs)" % (n_up, n))
+        if n_qpd is not None:
+            qpd = (passed if n_up is None or n_qpd <= n_up else failed)(
+                "%d host threads at most (%d runs)" % (n_qpd, n))
+        return up, qpd, None, {"threads": {"upstream": n_up, "qpd": n_qpd}}
+
     def smallest(self, build, case, step, top):
         """BUILD's own smallest RLIMIT_AS in MiB, or None (beyond TOP)."""
         if not self.run_user(case, build, top << 20)[0].ok:
@@ -356,6 +383,8 @@ class Suite:
             differs, extra = None, {}
         elif case.section == "ulimit":
             up, qpd, differs, extra = self.ulimit_row(case)
+        elif case.section == "tasks":
+            up, qpd, differs, extra = self.tasks_row(case)
         elif case.section == "boot":
             up, qpd, differs, extra = self.boot_row(case)
         else:
@@ -367,9 +396,29 @@ class Suite:
                                                 r.cells["qpd"], r.verdict))
 
 
-def run_limited(argv, out, timeout, cwd, env, limit_as=None):
+def wait_counting(p, timeout, seen):
+    """p.wait(TIMEOUT), polling /proc/PID/task every 2 ms meanwhile: the
+    most threads P had at once is appended to SEEN."""
+    end, most = time.monotonic() + timeout, 0
+    while True:
+        try:
+            most = max(most, len(os.listdir("/proc/%d/task" % p.pid)))
+        except OSError:
+            pass
+        try:
+            rc = p.wait(0.002)
+            break
+        except subprocess.TimeoutExpired:
+            if time.monotonic() > end:
+                raise
+    seen.append(most)
+    return rc
+
+
+def run_limited(argv, out, timeout, cwd, env, limit_as=None, threads=None):
     """util.run's contract (a Run; output to OUT, TIMEOUT seconds), with
-    RLIMIT_AS set to LIMIT_AS bytes in the child when given."""
+    RLIMIT_AS set to LIMIT_AS bytes in the child when given, and the most
+    host threads it had at once appended to THREADS when given."""
     argv = [str(a) for a in argv]
     t0 = time.monotonic()
 
@@ -384,7 +433,8 @@ def run_limited(argv, out, timeout, cwd, env, limit_as=None):
         p = subprocess.Popen(argv, stdout=f, stderr=f, stdin=subprocess.DEVNULL, cwd=cwd,
                              env=env, start_new_session=True, preexec_fn=limit)
         try:
-            rc = p.wait(timeout)
+            rc = (p.wait(timeout) if threads is None
+                  else wait_counting(p, timeout, threads))
         except subprocess.TimeoutExpired:
             for sig in (15, 9):
                 try:
