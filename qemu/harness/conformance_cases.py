@@ -122,6 +122,18 @@ def field_is(key, want):
     return check
 
 
+def resets_done(text):
+    """plugin-selfreset: every reset asked for was done, except perhaps
+    the last one, asked for as the guest exits; at least one was."""
+    f = fields(text)
+    asked, done = f.get("asked"), f.get("resets")
+    if asked is None or done is None:
+        return "no resets/asked fields"
+    if done < 1 or not asked - 1 <= done <= asked:
+        return "resets=%d of asked=%d" % (done, asked)
+    return None
+
+
 def fields(text):
     """The KEY=N fields of TEXT's lines (the last value of each key)."""
     return {k: int(v) for k, v in re.findall(r"\b([a-z_]+)=(\d+)\b", text)}
@@ -302,10 +314,14 @@ SELFRESET = [
     # vcpu_exits is not compared: a thread that exits (outside the exclusive
     # section) between the reset's unregistering and the callback's
     # registering is not seen, upstream as on qpd (7 of 8 seen upstream in
-    # 3 of 6 runs with both builds running at once).
+    # 3 of 6 runs with both builds running at once). Nor is the number of
+    # resets: with 8 threads, a multiple of EVERY reached while a reset is
+    # pending asks for none, and the last one asked for may still be pending
+    # at exit (upstream 10.0.13: 7 or 8 between runs); checked instead: all
+    # asked for were done but perhaps the last.
     Conf("syscalls 8x20000, reset every 20000", "selfreset", SELFRESET_EIGHT, "syscalls",
-         ("8", "20000"), checks=(field_is("counted", 8 * 20000 // 4),),
-         same=("resets", "counted"), runs=(3, 10), tags=_t("conformance", "ci")),
+         ("8", "20000"), checks=(field_is("counted", 8 * 20000 // 4), resets_done),
+         same=("counted",), runs=(3, 10), tags=_t("conformance", "ci")),
 ]
 
 # -------------------------------------------------------------- order

@@ -142,6 +142,16 @@ class Checks(unittest.TestCase):
         self.assertIsNone(conformance.same_fields(case, up, up))
         self.assertIn("resets 10 vs", conformance.same_fields(case, up, qpd))
 
+    def test_resets_done(self):
+        line = "plugin-selfreset: syscalls=160031 resets=%d blocks=9 vcpu_exits=8 " \
+               "counted=40000 asked=%d\n"
+        self.assertIsNone(C.resets_done(line % (8, 8)))
+        self.assertIsNone(C.resets_done(line % (7, 8)), "the last one still pending")
+        self.assertIn("resets=6 of asked=8", C.resets_done(line % (6, 8)))
+        self.assertIn("resets=0", C.resets_done(line % (0, 1)))
+        self.assertIn("resets=9", C.resets_done(line % (9, 8)))
+        self.assertIn("no resets", C.resets_done("syscalls=1\n"))
+
     def test_judge(self):
         case = C.Conf("x", "plugins", cases.Plugin("stoptrigger", expect=("done",)),
                       "serial", rc=3, expect=("icount reached",), checks=(C.bb_sums,))
