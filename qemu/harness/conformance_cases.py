@@ -301,16 +301,15 @@ SELFRESET_EIGHT = replace(SELFRESET_ONE, args="every=20000", upstream_failure=(
     "while 8 threads ran (1 run in ~25)"))
 SELFRESET = [
     # syscalls.c's workers call getppid (110) every 4th call.
-    # vCPU exits: compared only with --full (an open difference: qpd once
-    # saw 0 where upstream sees 1, in about 1 of 25 runs; the worker exits
-    # right after the last reset it asked for).
+    # vCPU exits are not compared: the worker exits right after the last
+    # reset it asked for, and an exit that falls between that reset's
+    # unregistering and the callback's registering is missed, upstream as
+    # on qpd (0 exits seen in 1 of 60 runs upstream, 2 of 60 on qpd, the two
+    # builds running at once, 10.0.13).
     Conf("syscalls 1x20000, reset every 2000", "selfreset", SELFRESET_ONE, "syscalls",
          ("1", "20000"), checks=(field_is("counted", 20000 // 4),),
          same=("syscalls", "resets", "counted"), runs=(3, 10),
          tags=_t("conformance", "ci")),
-    Conf("syscalls 1x20000, reset every 2000: vCPU exits", "selfreset", SELFRESET_ONE,
-         "syscalls", ("1", "20000"), checks=(field_is("counted", 20000 // 4),),
-         same=("vcpu_exits",), runs=(3, 10), tags=_t("conformance")),
     # vcpu_exits is not compared: a thread that exits (outside the exclusive
     # section) between the reset's unregistering and the callback's
     # registering is not seen, upstream as on qpd (7 of 8 seen upstream in
