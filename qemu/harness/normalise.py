@@ -28,6 +28,14 @@ vary taken out:
            runs of blanks collapsed (columns padded to the counts' widths)
   unordered  exact as a sorted set of lines: tables whose ties come out
            in a hash table's order
+  hotpages-rw, hotpages-reads, hotpages-writes
+           unordered, for hotpages sorted by that key: the rows tied
+           with the last one printed become one "<N rows tied last>" line.
+           hotpages' comparison never says "equal", so ties keep the hash
+           table's order, and it prints at most 50 rows and never the
+           last page of its list: which of the tied pages are printed
+           follows the hash of page addresses, the stack's among them
+           (host ASLR), upstream as on qpd
   hwprofile  table, each of hwprofile's device rows as "<device row>"
            (which devices a boot touches follows its timing; unnamed ones
            are "anon" + a host pointer)
@@ -116,6 +124,31 @@ def unordered(text):
     return sorted(line.split(" ", 1)[1] for line in exact(text))
 
 
+_HOTPAGES_ROW = re.compile(r"^0x[0-9a-fA-F]+, 0x[0-9a-fA-F]+, (\d+), 0x[0-9a-fA-F]+, (\d+)$")
+_HOTPAGES_KEYS = {"rw": lambda r, w: r + w, "reads": lambda r, w: r, "writes": lambda r, w: w}
+
+
+def _hotpages(key):
+    """The hotpages-KEY normaliser (see the module's docstring)."""
+    rank = _HOTPAGES_KEYS[key]
+
+    def norm(text):
+        lines = text.splitlines()
+        rows = {}
+        for i, line in enumerate(lines):
+            m = _HOTPAGES_ROW.match(line)
+            if m:
+                rows[i] = rank(int(m.group(1)), int(m.group(2)))
+        if rows:
+            last = min(rows.values())
+            tied = {i for i, k in rows.items() if k == last}
+            lines = [l for i, l in enumerate(lines) if i not in tied]
+            lines.append("<%d rows tied last>" % len(tied))
+        return unordered("\n".join(lines))
+    norm.__name__ = "hotpages_" + key
+    return norm
+
+
 # hwprofile's device rows: a name ("anon" + a host pointer for an
 # unnamed region), then hex counts and vCPU masks without 0x.
 _HW_ROW = re.compile(r"^[\w.-]+, .*$")
@@ -132,7 +165,9 @@ def hwprofile(text):
 
 
 NORMALISERS = {"shape": shape, "syscall": syscall, "discons": discons, "exact": exact,
-               "table": table, "unordered": unordered, "hwprofile": hwprofile}
+               "table": table, "unordered": unordered, "hwprofile": hwprofile,
+               "hotpages-rw": _hotpages("rw"), "hotpages-reads": _hotpages("reads"),
+               "hotpages-writes": _hotpages("writes")}
 
 
 def normaliser(name):

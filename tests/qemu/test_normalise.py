@@ -122,6 +122,33 @@ class Discons(unittest.TestCase):
         self.assertIsNotNone(compare(a, a.replace("interrupt", "exception"), "discons"))
 
 
+class Hotpages(unittest.TestCase):
+    HEAD = "serial iterations=50000\nAddr, RCPUs, Reads, WCPUs, Writes\n"
+    ROWS = ("0x00000000004a8000, 0x0001, 12951, 0x0001, 6423\n"
+            "0x00007f8dcff40000, 0x0001, 27478, 0x0001, 26039\n"
+            "0x0000000000400000, 0x0001, 144, 0x0000, 0\n")
+
+    def test_tied_last_rows_are_counted_not_named(self):
+        # 10.2.2: upstream printed 0x47a000 and qpd 0x48f000, both with
+        # no writes, tied with the others at the cut.
+        a = self.HEAD + self.ROWS + "0x000000000047a000, 0x0001, 10, 0x0000, 0\n"
+        b = self.HEAD + "0x000000000048f000, 0x0001, 4, 0x0000, 0\n" + self.ROWS
+        self.assertIsNone(normalise.compare(a, b, "hotpages-writes"))
+        self.assertIsNotNone(normalise.compare(a, b, "unordered"))
+
+    def test_ranked_rows_still_compared(self):
+        a = self.HEAD + self.ROWS
+        b = a.replace("12951, 0x0001, 6423", "12951, 0x0001, 6424")
+        self.assertIn("6423", normalise.compare(a, b, "hotpages-writes"))
+        longer = a + "0x0000000000402000, 0x0001, 7, 0x0000, 0\n"
+        self.assertIn("rows tied last", normalise.compare(a, longer, "hotpages-writes"))
+
+    def test_stack_page_counts_follow_aslr(self):
+        a = self.HEAD + self.ROWS
+        b = a.replace("0x00007f8dcff40000, 0x0001, 27478", "0x00007f4d1d5ff000, 0x0001, 27470")
+        self.assertIsNone(normalise.compare(a, b, "hotpages-rw"))
+
+
 class Lookup(unittest.TestCase):
     def test_every_declared_normaliser_exists(self):
         for label, p in cases.P.items():
