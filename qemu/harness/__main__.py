@@ -12,6 +12,9 @@ MODE
              REGEX, --runs N, --set all|ci, --no-flushes, --out DIR
   gate       (./run qemu-gate) the instruction-count gate; options:
              --update, --repeat N, --only REGEX, --tolerance PCT, --json FILE
+  torture    (./run qemu-torture) plugins that churn the core while guests
+             of many threads run, on both builds; options: --seconds S,
+             --only REGEX
   build      deps, source and the two builds only
   check-tcg, boot, user, conformance
              one phase of check; boot's and conformance's option: --only
@@ -20,6 +23,10 @@ MODE
              newest 10.2.x; 10.0.13; 1:10.2.2+ds-1) or a suite (trixie,
              sid, forky). Default: trixie's (10.0.x).
 --full       every case and the longer runs (CI runs the reduced matrix)
+--sanitize asan|tsan|none
+             the builds to use: QEMU (user mode) and libqpd built with
+             --enable-asan --enable-ubsan, or --enable-tsan (clang), in
+             build-asan / build-tsan next to the plain build
 --up DIR --qpd DIR
              use these two build directories as they are (no deps, source
              or build phase)
@@ -56,12 +63,13 @@ PHASES = {
     "perf": ("bench", ["--set", "ci", "--runs", "3", "--no-flushes"]),
     "bench": ("bench", []),
     "gate": ("gate", []),
+    "torture": ("torture", []),
 }
 MODES = {"check": ["check-tcg", "boot", "user", "conformance", "perf"], "bench": ["bench"],
          "gate": ["gate"], "build": [], "check-tcg": ["check-tcg"], "boot": ["boot"],
-         "user": ["user"], "conformance": ["conformance"]}
+         "user": ["user"], "conformance": ["conformance"], "torture": ["torture"]}
 # Options a mode passes on to its phase.
-PASS_ON = {"bench", "gate", "boot", "conformance"}
+PASS_ON = {"bench", "gate", "boot", "conformance", "torture"}
 
 
 def lock(cache):
@@ -98,6 +106,7 @@ def parse(argv):
     ap.add_argument("mode", nargs="?", default="check")
     ap.add_argument("--qemu", default="")
     ap.add_argument("--full", action="store_true")
+    ap.add_argument("--sanitize", choices=sorted(B.SANITIZE), default="none")
     ap.add_argument("--up")
     ap.add_argument("--qpd")
     ap.add_argument("-h", "--help", action="store_true")
@@ -184,7 +193,8 @@ def main(argv=None):
     def build():
         logdir = cache.logs(state["version"])
         os.makedirs(logdir, exist_ok=True)
-        state["builds"] = B.build_all(cache, state["version"], logdir)
+        state["builds"] = B.build_all(cache, state["version"], logdir,
+                                      sanitize=args.sanitize)
 
     if args.up:
         bl = {"upstream": B.Build("upstream", os.path.dirname(os.path.abspath(args.up)),

@@ -9,6 +9,7 @@ incremental:
   ccache/              compiler cache shared by all trees
   src/qemu-V/          pristine unpacked Debian source (never built in)
   V/upstream/          copy of the pristine source, build dir V/upstream/build
+                       (and build-asan, build-tsan: the sanitized user-mode builds)
   V/qpd-stage/         pristine copy that qemu/apply rewrites on every run
   V/qpd/               content-synced from qpd-stage, build dir V/qpd/build
   V/logs/              logs and tables of the last run
@@ -37,6 +38,24 @@ CONFIGURE_FLAGS = [
     "--disable-install-blobs", "--disable-containers", "--disable-tools",
     "--disable-guest-agent",
 ]
+
+# The sanitized builds (qemu-torture): user mode only, each in a build
+# directory of its own next to the plain one. TSan wants clang (QEMU's
+# docs/devel/testing: gcc's TSan misses its fibers' annotations).
+SANITIZE = {
+    "none": ("build", []),
+    "asan": ("build-asan", ["--enable-asan", "--enable-ubsan"]),
+    "tsan": ("build-tsan", ["--enable-tsan", "--cc=clang", "--cxx=clang++"]),
+}
+
+
+def configure_flags(sanitize="none"):
+    """QEMU's configure line for a build of kind SANITIZE."""
+    if sanitize == "none":
+        return list(CONFIGURE_FLAGS)
+    targets = ",".join(t for t in TARGET_LIST.split(",") if t.endswith("-linux-user"))
+    return [f if not f.startswith("--target-list=") else "--target-list=" + targets
+            for f in CONFIGURE_FLAGS] + SANITIZE[sanitize][1]
 
 
 class Cache:
@@ -68,9 +87,9 @@ class Cache:
 class Build:
     """One of the two builds of a QEMU version: NAME is "upstream" or "qpd"."""
 
-    def __init__(self, name, tree, dir=None):
-        self.name, self.tree = name, tree
-        self.dir = dir or os.path.join(tree, "build")
+    def __init__(self, name, tree, dir=None, sanitize="none"):
+        self.name, self.tree, self.sanitize = name, tree, sanitize
+        self.dir = dir or os.path.join(tree, SANITIZE[sanitize][0])
 
     def __repr__(self):
         return "Build(%s, %s)" % (self.name, self.dir)
@@ -110,8 +129,8 @@ class Build:
             raise HarnessError("%s build: no tests/tcg/plugins in %s" % (self.name, self.dir))
 
 
-def builds_of(cache, version):
-    return {n: Build(n, cache.tree(version, n)) for n in BUILDS}
+def builds_of(cache, version, sanitize="none"):
+    return {n: Build(n, cache.tree(version, n), sanitize=sanitize) for n in BUILDS}
 
 
 # ---------------------------------------------------------------- trees
@@ -178,12 +197,12 @@ def _meson_version():
                           text=True).stdout.strip()
 
 
-def build_stamp(tree):
+def build_stamp(tree, sanitize="none"):
     """What a build dir is configured with: the tree, meson's version, the
     flags, and for a qpd tree the subproject options qemu/apply sets
     (meson applies a subproject's default options only when it first
     configures it). Any change means a build from scratch."""
-    lines = ["tree=" + tree, "meson=" + _meson_version()] + CONFIGURE_FLAGS
+    lines = ["tree=" + tree, "meson=" + _meson_version()] + configure_flags(sanitize)
     text = "\n".join(lines) + "\n"
     if os.path.lexists(os.path.join(tree, "subprojects", "qpd")):
         apply_src = open(os.path.join(REPO, "qemu", "apply")).read()
@@ -193,7 +212,7 @@ def build_stamp(tree):
     return text
 
 
-def stale_reason(tree, bdir):
+def stale_reason(tree, bdir, sanitize="none"):
     """Why BDIR cannot be reused, or None."""
     if not os.path.exists(bdir):
         return None
@@ -212,14 +231,14 @@ def stale_reason(tree, bdir):
         old = open(os.path.join(bdir, ".qpd-configure")).read()
     except OSError:
         old = None
-    if (old or "").rstrip("\n") != build_stamp(tree).rstrip("\n"):
+    if (old or "").rstrip("\n") != build_stamp(tree, sanitize).rstrip("\n"):
         return "configured differently (or not by this harness)"
     if not os.access(os.path.join(bdir, "pyvenv", "bin", "python3"), os.X_OK):
         return "broken python venv"
     return None
 
 
-def goals(bdir):
+def goals(bdir, sanitize="none"):
     """The emulators of the target list, the test plugins and, when this
     QEMU has them, contrib/plugins. Not "all": its unit tests and qtests
     are a third of the work and nothing here runs them."""
@@ -227,6 +246,8 @@ def goals(bdir):
         return os.environ["QPD_BUILD_GOALS"].split()
     g = []
     for t in TARGET_LIST.split(","):
+        if sanitize != "none" and not t.endswith("-linux-user"):
+            continue
         if t.endswith("-linux-user"):
             g.append("qemu-" + t[:-len("-linux-user")])
         elif t.endswith("-softmmu"):
@@ -287,20 +308,22 @@ def build_one(build, env, logdir):
     """Configure (if needed) and build; a stale or failing build dir is
     wiped and built once more from scratch, and only a failure from
     scratch is an error. Returns a line of times."""
-    clog = os.path.join(logdir, "configure-%s.log" % build.name)
-    blog = os.path.join(logdir, "build-%s.log" % build.name)
+    kind = build.name + ("" if build.sanitize == "none" else "-" + build.sanitize)
+    clog = os.path.join(logdir, "configure-%s.log" % kind)
+    blog = os.path.join(logdir, "build-%s.log" % kind)
     open(blog, "w").close()
     note = ""
     for attempt in (1, 2):
         t0 = time.monotonic()
-        reason = stale_reason(build.tree, build.dir)
+        reason = stale_reason(build.tree, build.dir, build.sanitize)
         if reason or not os.path.exists(build.dir):
             if reason:
                 log("%s: wiping %s: %s" % (build.name, build.dir, reason))
             log("%s: configure" % build.name)
             shutil.rmtree(build.dir, ignore_errors=True)
             os.makedirs(build.dir)
-            r = run([os.path.join(build.tree, "configure")] + CONFIGURE_FLAGS, clog, 3600,
+            r = run([os.path.join(build.tree, "configure")] + configure_flags(build.sanitize),
+                    clog, 3600,
                     env=env, cwd=build.dir)
             if r.rc != 0:
                 print(_errors(clog, 8 if attempt == 1 else 60))
@@ -310,18 +333,19 @@ def build_one(build, env, logdir):
                     continue
                 raise HarnessError("%s: configure failed (log %s)" % (build.name, clog))
             with open(os.path.join(build.dir, ".qpd-configure"), "w") as f:
-                f.write(build_stamp(build.tree))
+                f.write(build_stamp(build.tree, build.sanitize))
         t1 = time.monotonic()
         subprocess.run(["ccache", "-z"], env=env, capture_output=True)
-        g = goals(build.dir)
+        g = goals(build.dir, build.sanitize)
         log("%s: make -j%d %s" % (build.name, JOBS, " ".join(g)))
         with open(blog, "a") as f:
             rc = subprocess.run(["make", "-C", build.dir, "-j%d" % JOBS] + g, env=env,
                                 stdout=f, stderr=subprocess.STDOUT).returncode
         if rc == 0:
-            link_firmware(build.dir)
-            return "%-9s configure %6s  make %7s  %s %s" % (
-                build.name, fmt_secs(t1 - t0), fmt_secs(time.monotonic() - t1),
+            if build.sanitize == "none":
+                link_firmware(build.dir)
+            return "%-14s configure %6s  make %7s  %s %s" % (
+                kind, fmt_secs(t1 - t0), fmt_secs(time.monotonic() - t1),
                 _ccache_hits(env), note)
         print(_errors(blog, 8 if attempt == 1 else 60))
         if attempt == 1:
@@ -332,11 +356,11 @@ def build_one(build, env, logdir):
     raise HarnessError("%s: build failed (log %s)" % (build.name, blog))
 
 
-def build_all(cache, version, logdir, names=BUILDS):
-    """Both trees made and built; returns {name: Build}."""
+def build_all(cache, version, logdir, names=BUILDS, sanitize="none"):
+    """Both trees made and built (as SANITIZE says); returns {name: Build}."""
     env = ccache_env(cache)
     make_trees(cache, version, logdir, names)
-    out, lines, failed = builds_of(cache, version), [], []
+    out, lines, failed = builds_of(cache, version, sanitize), [], []
     for name in names:
         try:
             lines.append(build_one(out[name], env, logdir))
