@@ -49,10 +49,11 @@ def guests(names, outdir):
     return {n: guest(n, outdir) for n in sorted(set(names))}
 
 
-def plugin(name, build, outdir):
-    """qemu/tests/NAME.c built as OUTDIR/BUILD.NAME/libNAME.so against the
-    qemu-plugin.h of BUILD's source tree."""
-    src, deps = _sources(name)
+def plugin(name, build, outdir, source=None):
+    """qemu/tests/NAME.c (or SOURCE.c) built as OUTDIR/BUILD/libNAME.so
+    against the qemu-plugin.h of BUILD's source tree: one source built
+    under several names gives copies QEMU loads side by side."""
+    src, deps = _sources(source or name)
     header = os.path.join(build.tree, "include", "qemu", "qemu-plugin.h")
     if not os.path.exists(header):
         raise HarnessError("%s missing" % header)

@@ -59,11 +59,15 @@ class Verdict:
         return self.text
 
 
-def verdict(upstream, qpd, differs=None, known_upstream_failure=None):
+def verdict(upstream, qpd, differs=None, known_upstream_failure=None, qpd_must_pass=False):
     """The verdict of one case from the two builds' outcomes. DIFFERS says
     how qpd's output differs from upstream's when both passed (None: it
     does not); KNOWN_UPSTREAM_FAILURE is the declared reason a case fails
-    upstream, shown when it does."""
+    upstream, shown when it does. QPD_MUST_PASS is for cases that test
+    qpd's own claims with plugins of the project (the torture): there a
+    qpd failure fails even where upstream fails too."""
+    if qpd_must_pass and not qpd.absent and (not qpd.ok or qpd.flaky):
+        return Verdict(QPD_FAIL, "QPD FAIL" + ("" if upstream.ok else " (upstream fails too)"))
     if upstream.absent and qpd.absent:
         return Verdict(SKIP, "skipped (%s)" % (upstream.text or "not in this QEMU"))
     if qpd.absent and not upstream.absent:
@@ -113,9 +117,9 @@ class Table:
         self.rows.append(row)
         return row
 
-    def compare(self, case, upstream, qpd, differs=None, known=None, **data):
+    def compare(self, case, upstream, qpd, differs=None, known=None, must_pass=False, **data):
         """Add the row of one case run on both builds, judged by verdict()."""
-        v = verdict(upstream, qpd, differs, known)
+        v = verdict(upstream, qpd, differs, known, must_pass)
         return self.add(case, v, {"upstream": str(upstream), "qpd": str(qpd)},
                         upstream=upstream, qpd=qpd, **data)
 

@@ -15,8 +15,8 @@
  * child that starts 4 threads of its own, which make system calls, join
  * and check their work.  At the end the main thread waits for the last
  * generation of every slot and prints one line:
- *   torture: threads=T relays=R signals=G forks=F syscalls=N
- * and exits 0, or 1 on a bad argument, a thread that could not start, a
+ *   torture: pid=P threads=T relays=R signals=G forks=F syscalls=N
+ * (P tells the main process's plugin output from its children's) and exits 0, or 1 on a bad argument, a thread that could not start, a
  * child that failed or a worker whose check failed.
  */
 #define _GNU_SOURCE
@@ -237,8 +237,8 @@ int main(int argc, char **argv)
     while (atomic_load(&live) != 0) {
         sleep_ms(1);
     }
-    printf("torture: threads=%lu relays=%lu signals=%lu forks=%lu syscalls=%lu\n",
-           threads, atomic_load(&relays), atomic_load(&signals), atomic_load(&forks),
+    printf("torture: pid=%d threads=%lu relays=%lu signals=%lu forks=%lu syscalls=%lu\n",
+           (int)getpid(), threads, atomic_load(&relays), atomic_load(&signals), atomic_load(&forks),
            atomic_load(&syscalls));
     return atomic_load(&failed);
 }
