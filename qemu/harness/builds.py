@@ -94,6 +94,22 @@ class Build:
     def __repr__(self):
         return "Build(%s, %s)" % (self.name, self.dir)
 
+    def env(self):
+        """The environment a run of this build gets: its sanitizer's
+        options (QEMU leaks by design at exit, so LeakSanitizer is off;
+        TSan reads QEMU's own suppressions)."""
+        env = dict(os.environ)
+        if self.sanitize == "asan":
+            env["ASAN_OPTIONS"] = "detect_leaks=0:halt_on_error=1:print_summary=1"
+            env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=0"
+        elif self.sanitize == "tsan":
+            opts = ["halt_on_error=0", "report_signal_unsafe=0", "history_size=4"]
+            supp = os.path.join(self.tree, "tests", "tsan", "suppressions.tsan")
+            if os.path.exists(supp):
+                opts.append("suppressions=" + supp)
+            env["TSAN_OPTIONS"] = ":".join(opts)
+        return env
+
     def qemu(self, mode="user"):
         return os.path.join(self.dir, "qemu-x86_64" if mode == "user" else "qemu-system-x86_64")
 
@@ -138,9 +154,9 @@ def builds_of(cache, version, sanitize="none"):
 def sync_tree(src, dst):
     """Make DST's content equal SRC's but touch only files whose content
     differs (rsync -c, no -t), so ninja rebuilds only what really changed.
-    DST/build is left alone."""
+    DST/build and DST/build-* (the sanitized builds) are left alone."""
     os.makedirs(dst, exist_ok=True)
-    subprocess.run(["rsync", "-rlpc", "--delete", "--exclude=/build/",
+    subprocess.run(["rsync", "-rlpc", "--delete", "--exclude=/build/", "--exclude=/build-*/",
                     "--exclude=/.qpd-debian-version", src + "/", dst + "/"], check=True)
 
 

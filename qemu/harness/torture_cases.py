@@ -52,6 +52,11 @@ class Scenario:
 _SYSCALL_RET = ("the syscall callback unregisters syscall_ret while other vCPUs "
                 "walk its list: upstream frees the entry at once (SIGSEGV)")
 
+_FORK = ("a forked child's new threads trip qemu_plugin_vcpu_init__async's "
+         "assertion (success)")
+_MIXED = ("the failures of the scenarios above together: freed or unmapped "
+          "callbacks under a running system-call callback; " + _FORK)
+
 # Three copies at once: one toggles registrations and churns scoreboards,
 # one resets itself with inline/cond/memory instrumentation, one toggles
 # and uninstalls itself mid-run with the same instrumentation.
@@ -67,12 +72,20 @@ SCENARIOS = [
              "syscalls", (8, 20000), frozenset({"ci"}),
              upstream_failure="a reset requested while other vCPUs run crashes "
              "10.2.2 now and then", reproducer="self-reset"),
-    Scenario("all3-8", _ALL3, "torture", (8, "{ms}", 200), frozenset({"ci"})),
-    Scenario("all3-64", _ALL3, "torture", (64, "{ms}", 200), frozenset({"ci"})),
-    Scenario("all3-256", _ALL3, "torture", (256, "{ms}", 500)),
+    Scenario("uninstall-in-syscall-8", (churn("churn-c", "tag=c,sb=1,uninstall=5000"),),
+             "syscalls", (8, 20000), frozenset({"ci"}),
+             upstream_failure="the uninstall closes the module while other vCPUs "
+             "are still in its system-call callback", reproducer="uninstall"),
+    Scenario("all3-8", _ALL3, "torture", (8, "{ms}", 200), frozenset({"ci"}),
+             upstream_failure=_MIXED, reproducer="all of them"),
+    Scenario("all3-64", _ALL3, "torture", (64, "{ms}", 200), frozenset({"ci"}),
+             upstream_failure=_MIXED, reproducer="all of them"),
+    Scenario("all3-256", _ALL3, "torture", (256, "{ms}", 500),
+             upstream_failure=_MIXED, reproducer="all of them"),
     Scenario("uninstall-early-32", (churn("churn-b", "tag=b,tb=on,reset=500"),
                                     churn("churn-c", "tag=c,tb=on,toggle=3,uninstall=50")),
-             "torture", (32, "{ms}", 100), frozenset({"ci"})),
+             "torture", (32, "{ms}", 100), frozenset({"ci"}),
+             upstream_failure=_FORK, reproducer="fork"),
     Scenario("scoreboards-128", (churn("churn-a", "tag=a,sb=2,toggle=11"),
                                  churn("churn-b", "tag=b,tb=on,reset=1000")),
              "torture", (128, "{ms}", 0)),

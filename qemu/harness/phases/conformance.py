@@ -205,7 +205,7 @@ class Suite:
         d = self.run_dir(case, build)
         argv = self.command(case, build, d)
         r = run_limited(argv, os.path.join(d, "run.log"), case.timeout, d,
-                        dict(os.environ, **dict(case.env)), limit_as, threads)
+                        dict(build.env(), **dict(case.env)), limit_as, threads)
         text = clean_output(r.output(), build.dir, d)
         files = attached_files(d, names_only=case.files == "names")
         if files:

@@ -50,22 +50,6 @@ def _log(msg):
     log(msg, "torture")
 
 
-def sanitizer_env(build):
-    """The environment a run of BUILD gets: its sanitizer's options."""
-    env = dict(os.environ)
-    if build.sanitize == "asan":
-        # QEMU leaks by design at exit (LSan would report it all).
-        env["ASAN_OPTIONS"] = "detect_leaks=0:halt_on_error=1:print_summary=1"
-        env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=0"
-    elif build.sanitize == "tsan":
-        supp = os.path.join(build.tree, "tests", "tsan", "suppressions.tsan")
-        opts = ["halt_on_error=0", "report_signal_unsafe=0", "history_size=4"]
-        if os.path.exists(supp):
-            opts.append("suppressions=" + supp)
-        env["TSAN_OPTIONS"] = ":".join(opts)
-    return env
-
-
 _FRAME = re.compile(r"^\s*#(\d+) 0x[0-9a-f]+ in (\S+)", re.M)
 _FRAME_TSAN = re.compile(r"^\s*#(\d+) (\S+) ", re.M)
 
@@ -214,7 +198,7 @@ class Torture:
         for p in scenario.plugins:
             argv += ["-plugin", build.plugin_arg(p, self.bin)]
         argv += [self.guests[scenario.guest]] + scenario.argv(self.opts.ms)
-        r = run_command(argv, logf, self.opts.timeout, env=sanitizer_env(build), cwd=self.dir)
+        r = run_command(argv, logf, self.opts.timeout, env=build.env(), cwd=self.dir)
         ending, detail, counts = judge(scenario, r.rc, r.output())
         return ending, detail, counts, logf
 
