@@ -13,9 +13,92 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <ck_pr.h>
+
+/*
+ * ThreadSanitizer builds (meson -Dsanitize=thread, or an embedder compiled
+ * with -fsanitize=thread).  ck_pr's loads, stores and read-modify-writes
+ * are inline assembly, which TSan does not see: every publication (an
+ * array filled, then its pointer stored) would read as a race.  In these
+ * builds alone, qpd's own uses of them become C11 acquire loads, release
+ * stores and acq_rel read-modify-writes -- the order x86's TSO gives the
+ * assembly anyway -- and the epoch's grace period is told to TSan: each
+ * section's end releases, each reclamation callback acquires, one sync
+ * object for all instances (an over-approximation that can hide no free
+ * during a section: that section has not released yet).  ck headers with
+ * inline code on shared words (ck_epoch, ck_stack, ck_sequence) are
+ * included after these forms, so their code uses them too.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define QPD_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define QPD_TSAN 1
+#endif
+#endif
+
+#ifdef QPD_TSAN
+#include <sanitizer/tsan_interface.h>
+extern char qpd__tsan_grace;
+#define QPD_TSAN_GRACE_END() __tsan_release(&qpd__tsan_grace)
+#define QPD_TSAN_GRACE_PASSED() __tsan_acquire(&qpd__tsan_grace)
+#undef ck_pr_load_ptr
+#undef ck_pr_store_ptr
+#undef ck_pr_load_uint
+#undef ck_pr_store_uint
+#undef ck_pr_load_int
+#undef ck_pr_store_int
+#undef ck_pr_load_64
+#undef ck_pr_store_64
+#define QPD__LD(t) __atomic_load_n((t), __ATOMIC_ACQUIRE)
+#define QPD__ST(t, v) __atomic_store_n((t), (v), __ATOMIC_RELEASE)
+#define ck_pr_load_ptr(t) __atomic_load_n((void **)(t), __ATOMIC_ACQUIRE)
+#define ck_pr_store_ptr(t, v) \
+	__atomic_store_n((void **)(t), (void *)(v), __ATOMIC_RELEASE)
+#define ck_pr_load_uint(t) QPD__LD((const unsigned *)(t))
+#define ck_pr_store_uint(t, v) QPD__ST((unsigned *)(t), (unsigned)(v))
+#define ck_pr_load_int(t) QPD__LD((const int *)(t))
+#define ck_pr_store_int(t, v) QPD__ST((int *)(t), (int)(v))
+#define ck_pr_load_64(t) QPD__LD((const uint64_t *)(t))
+#define ck_pr_store_64(t, v) QPD__ST((uint64_t *)(t), (uint64_t)(v))
+#define ck_pr_inc_64(t) \
+	((void)__atomic_fetch_add((uint64_t *)(t), 1, __ATOMIC_ACQ_REL))
+#define ck_pr_fas_uint(t, v) \
+	__atomic_exchange_n((unsigned *)(t), (unsigned)(v), __ATOMIC_ACQ_REL)
+#define ck_pr_cas_uint(t, c, s) \
+	__extension__({ unsigned qpd__c = (c); \
+		__atomic_compare_exchange_n((unsigned *)(t), &qpd__c, (s), false, \
+					    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE); })
+#define ck_pr_fas_ptr(t, v) \
+	__atomic_exchange_n((void **)(t), (void *)(v), __ATOMIC_ACQ_REL)
+#define ck_pr_cas_ptr(t, c, s) \
+	__extension__({ void *qpd__c = (void *)(c); \
+		__atomic_compare_exchange_n((void **)(t), &qpd__c, (void *)(s), \
+					    false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE); })
+#define ck_pr_cas_ptr_value(t, c, s, v) \
+	__extension__({ *(void **)(v) = (void *)(c); \
+		__atomic_compare_exchange_n((void **)(t), (void **)(v), (void *)(s), \
+					    false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE); })
+#define ck_pr_cas_uint_value(t, c, s, v) \
+	__extension__({ *(v) = (c); \
+		__atomic_compare_exchange_n((unsigned *)(t), (v), (s), false, \
+					    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE); })
+#else
+#define QPD_TSAN_GRACE_END() ((void)0)
+#define QPD_TSAN_GRACE_PASSED() ((void)0)
+#endif
+
+/* After the forms above: ck_epoch's inline code and ck_stack's use them. */
 #include <ck_bitmap.h>
 #include <ck_epoch.h>
-#include <ck_pr.h>
+
+/* Ends an epoch section (see QPD_TSAN above for the sanitizer's part). */
+static inline void
+qpd__epoch_end(ck_epoch_record_t *rec)
+{
+	QPD_TSAN_GRACE_END();
+	ck_epoch_end(rec, NULL);
+}
 
 #ifdef __cplusplus
 extern "C" {

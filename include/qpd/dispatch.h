@@ -104,7 +104,7 @@ qpd_dispatch_begin(struct qpd *q, unsigned vcpu, enum qpd_event ev,
 	a = ck_pr_load_ptr(&qpd__core(q)->ev[ev]);
 	if (a == NULL) {
 		if (d->opened)
-			ck_epoch_end(&v->rec, NULL);
+			qpd__epoch_end(&v->rec);
 		return false;
 	}
 	/* The array's entries were stored before its pointer: order after. */
@@ -120,7 +120,7 @@ static inline void
 qpd_dispatch_end(struct qpd_dispatch *d)
 {
 	if (d->opened)
-		ck_epoch_end(&d->v->rec, NULL);
+		qpd__epoch_end(&d->v->rec);
 }
 
 /* A block was translated on this vCPU. */

@@ -85,7 +85,7 @@ qpd_vcpu_leave(struct qpd *q, unsigned vcpu)
 	struct qpd_vcpu *v = qpd__vcpu(q, vcpu);
 
 	if (v != NULL && v->rec.active != 0)
-		ck_epoch_end(&v->rec, NULL);
+		qpd__epoch_end(&v->rec);
 }
 
 /*
@@ -106,7 +106,7 @@ qpd_vcpu_quiescent(struct qpd *q, unsigned vcpu)
 	if (ck_pr_load_uint(&v->rec.epoch) ==
 	    ck_pr_load_uint(&qpd__core(q)->epoch.epoch))
 		return;
-	ck_epoch_end(&v->rec, NULL);
+	qpd__epoch_end(&v->rec);
 	ck_epoch_begin(&v->rec, NULL);
 }
 

@@ -36,6 +36,11 @@
 
 #include "internal.h"
 
+#ifdef QPD_TSAN
+/* The sync object of QPD_TSAN_GRACE_END/PASSED (qpd/core.h). */
+char qpd__tsan_grace;
+#endif
+
 /*
  * Poll intervals: memory alone can wait (a steady registration churn then
  * costs a few thousand polls a second); a pending `done` hook is polled for
@@ -407,7 +412,7 @@ claimed:
 void
 qpd__guest_leave(struct qpd_guest *g)
 {
-	ck_epoch_end(&g->rec, NULL);
+	qpd__epoch_end(&g->rec);
 	/* The section's end before the record can be lent again. */
 	ck_pr_fence_release();
 	ck_pr_store_uint(&g->lent, 0);

@@ -8,12 +8,13 @@
 
 #include <pthread.h>
 
+/* First: in TSan builds its ck_pr forms reach ck's inline code below. */
+#include <qpd.h>
+
 #include <ck_hs.h>
 #include <ck_malloc.h>
 #include <ck_sequence.h>
 #include <ck_stack.h>
-
-#include <qpd.h>
 
 struct qpd_plugin {
 	qpd_plugin_id id;

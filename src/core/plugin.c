@@ -113,6 +113,7 @@ qpd_plugin_add(struct qpd *q, qpd_plugin_id *out)
 static void
 notice_ready(ck_epoch_entry_t *e)
 {
+	QPD_TSAN_GRACE_PASSED();
 	struct qpd_notice *n = (struct qpd_notice *)(void *)e;
 	struct qpd *q = n->q;
 	struct qpd_plugin *p = n->plugin;

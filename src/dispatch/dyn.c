@@ -78,6 +78,7 @@ arr_of(struct qpd_dyn_entry *e)
 static void
 list_free_cb(ck_epoch_entry_t *e)
 {
+	QPD_TSAN_GRACE_PASSED();
 	struct qpd_dyn *l = (struct qpd_dyn *)(void *)
 		((char *)e - offsetof(struct qpd_dyn, retire));
 	struct dyn_arr *a = l->e != NULL && l->e != l->inl ? arr_of(l->e)

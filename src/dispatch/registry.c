@@ -35,6 +35,7 @@
 static void
 array_free_cb(ck_epoch_entry_t *e)
 {
+	QPD_TSAN_GRACE_PASSED();
 	qpd__dealloc(e); /* retire is the array's first member */
 }
 

@@ -423,6 +423,7 @@ zero_range(char *p, size_t len)
 static void
 scoreboard_reclaim(ck_epoch_entry_t *e)
 {
+	QPD_TSAN_GRACE_PASSED();
 	struct qpd_scoreboard *sb = (struct qpd_scoreboard *)(void *)
 		((char *)e - offsetof(struct qpd_scoreboard, retire));
 	struct qpd_sb_arena *a = sb->arena;
@@ -584,6 +585,7 @@ struct landing {
 static void
 landing_reclaim(ck_epoch_entry_t *e)
 {
+	QPD_TSAN_GRACE_PASSED();
 	struct landing *l = (struct landing *)(void *)e;
 
 	munmap(l->mem, l->len);

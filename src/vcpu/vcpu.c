@@ -80,7 +80,7 @@ run_vcpu_cbs(struct qpd *q, struct qpd_vcpu *v, enum qpd_event ev)
 		QPD__EACH(a, c)
 			((qpd_vcpu_cb_t)c->fn)(c->id, v->index, c->udata);
 	}
-	ck_epoch_end(&v->rec, NULL);
+	qpd__epoch_end(&v->rec);
 }
 
 int
