@@ -13,7 +13,10 @@ One run of a build ends as one of:
   crashed       a signal or a non-zero exit (QEMU's own message shown)
   hung          still running after --timeout seconds
   asan/ubsan/tsan
-                a sanitizer's report (its kind and first frames)
+                a sanitizer's report (its kind and first frames); a TSan
+                report counts only when a frame of its two accesses is in
+                the plugin core (plugins/core.c, qpd-common.c.inc, libqpd):
+                QEMU's own reports are listed below the table, by build
   violation     a plugin's invariant broken (plugin-churn.c lists them)
   guest failed  the guest's own check failed (exit 1, message shown)
 The table has one row per scenario: each build's runs by ending, and the
@@ -81,10 +84,29 @@ def sanitizer_report(text):
     m = re.search(r"^(\S+:\d+(?::\d+)?): runtime error: (.*)$", text, re.M)
     if m:
         return "ubsan", "%s: %s" % (os.path.basename(m.group(1)), m.group(2)[:100])
-    m = re.search(r"^WARNING: ThreadSanitizer: (.*?)(?: \(pid=\d+\))?$", text, re.M)
-    if m:
-        return "tsan", "%s in %s" % (m.group(1), _frames(text, m.end()))
+    core = [summary for in_core, summary in tsan_reports(text) if in_core]
+    if core:
+        return "tsan", core[0]
     return None
+
+
+# The plugin core, in either build: a TSan report with a frame here is the
+# plugin core's (a failure of that build); any other is QEMU's own, listed.
+CORE_FILES = re.compile(r"plugins/(?:core\.c|qpd-common\.c\.inc)|subprojects/qpd/")
+
+
+def tsan_reports(text):
+    """[(in_core, "KIND: frames of access 1 || frames of access 2")] of
+    every ThreadSanitizer report in TEXT."""
+    out = []
+    for block in text.split("WARNING: ThreadSanitizer: ")[1:]:
+        block = block.split("SUMMARY: ThreadSanitizer")[0]
+        kind = re.sub(r" \(pid=\d+\)", "", block.splitlines()[0]).strip()
+        stacks = re.split(r"\n\s*\n", block)[:2]
+        sides = [" < ".join(re.findall(r"^\s*#\d+ (\S+) ", st, re.M)[:3]) for st in stacks]
+        out.append((bool(CORE_FILES.search("\n".join(stacks))),
+                    "%s: %s" % (kind, " || ".join(x for x in sides if x))))
+    return out
 
 
 def _fields(line):
@@ -146,6 +168,7 @@ class Tally:
         self.endings = collections.Counter()
         self.first = {}             # ending -> (detail, log)
         self.counts = collections.Counter()
+        self.qemu_tsan = collections.Counter()     # QEMU's own reports
 
     def add(self, ending, detail, counts, logf):
         self.runs += 1
@@ -199,8 +222,10 @@ class Torture:
             argv += ["-plugin", build.plugin_arg(p, self.bin)]
         argv += [self.guests[scenario.guest]] + scenario.argv(self.opts.ms)
         r = run_command(argv, logf, self.opts.timeout, env=build.env(), cwd=self.dir)
-        ending, detail, counts = judge(scenario, r.rc, r.output())
-        return ending, detail, counts, logf
+        text = r.output()
+        ending, detail, counts = judge(scenario, r.rc, text)
+        own = [summary for in_core, summary in tsan_reports(text) if not in_core]
+        return ending, detail, counts, logf, own
 
     def run(self, scenarios):
         tallies = {s.name: {b: Tally() for b in BUILDS} for s in scenarios}
@@ -211,9 +236,10 @@ class Torture:
                     futs = {b: ex.submit(self.run_one, self.ctx.builds[b], s, rounds)
                             for b in BUILDS}
                     for b, f in futs.items():
-                        ending, detail, counts, logf = f.result()
+                        ending, detail, counts, logf, own = f.result()
                         tallies[s.name][b].add(ending, detail, counts, logf)
-                        if ending == "survived" and rounds > 0:
+                        tallies[s.name][b].qemu_tsan.update(own)
+                        if ending == "survived" and rounds > 0 and not own:
                             # keep the logs of failures and of the first round
                             os.unlink(logf)
                         elif ending != "survived":
@@ -222,6 +248,7 @@ class Torture:
                         break
                 rounds += 1
                 _log("round %d done, %s" % (rounds, time.strftime("%H:%M:%S")))
+        qemu_tsan = collections.defaultdict(collections.Counter)
         for s in scenarios:
             up, qpd = (tallies[s.name][b] for b in BUILDS)
             c = qpd.counts
@@ -236,6 +263,12 @@ class Torture:
                                      counts={b: dict(tallies[s.name][b].counts)
                                              for b in BUILDS})
             row.cells["qpd churned"] = churned
+            for b in BUILDS:
+                for summary, n in tallies[s.name][b].qemu_tsan.most_common():
+                    qemu_tsan[summary][b] += n
+        for summary, n in sorted(qemu_tsan.items(), key=lambda kv: -sum(kv[1].values())):
+            self.table.notes.append("QEMU's own TSan report (upstream %d, qpd %d): %s" % (
+                n["upstream"], n["qpd"], summary))
         self.table.notes.insert(0, "%d rounds in %ds (guest time %d ms per run)" % (
             rounds, time.monotonic() - t0, self.opts.ms))
         return self.table
