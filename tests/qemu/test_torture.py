@@ -206,9 +206,12 @@ class Scenarios(unittest.TestCase):
         for word in ("toggle=", "reset=", "uninstall=", "sb=", "tb=on", "every="):
             self.assertIn(word, ci)
 
-    def test_argv_fills_time(self):
-        s = torture_cases.SCENARIOS[-1]
-        self.assertNotIn("{ms}", " ".join(s.argv(1234)))
+    def test_argv_fills_time_and_calls(self):
+        for s in torture_cases.SCENARIOS:
+            argv = " ".join(s.argv(1234, 77))
+            self.assertNotIn("{", argv)
+        self.assertIn("77", torture_cases.SCENARIOS[0].argv(1, 77))
+        self.assertIn("20000", torture_cases.SCENARIOS[0].argv(1))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ upstream's failures are listed as upstream's, with the section of
 doc/torture.md that reduces them to the smallest reproducer.
 
 Options: --seconds S (default 120; 1800 with --full), --only REGEX
-(scenario names), --ms MS (each guest's running time, default 2000),
+(scenario names), --ms MS (each guest's running time, default 2000; 500
+under TSan, see torture_cases on its shadow stack),
 --timeout S (a run's limit, default 300). Logs of runs that did not
 survive (and of each scenario's last run) in LOGDIR/torture.
 """
@@ -220,7 +221,8 @@ class Torture:
         argv = [build.qemu("user")]
         for p in scenario.plugins:
             argv += ["-plugin", build.plugin_arg(p, self.bin)]
-        argv += [self.guests[scenario.guest]] + scenario.argv(self.opts.ms)
+        calls = 2000 if build.sanitize == "tsan" else 20000
+        argv += [self.guests[scenario.guest]] + scenario.argv(self.opts.ms, calls)
         r = run_command(argv, logf, self.opts.timeout, env=build.env(), cwd=self.dir)
         text = r.output()
         ending, detail, counts = judge(scenario, r.rc, text)
@@ -278,7 +280,7 @@ def run(ctx, argv):
     ap = argparse.ArgumentParser(prog="torture")
     ap.add_argument("--seconds", type=int, default=1800 if ctx.full else 120)
     ap.add_argument("--only")
-    ap.add_argument("--ms", type=int, default=2000)
+    ap.add_argument("--ms", type=int, default=500 if ctx.qpd.sanitize == "tsan" else 2000)
     ap.add_argument("--timeout", type=int, default=300)
     opts = ap.parse_args(argv)
     scenarios = [s for s in T.SCENARIOS
