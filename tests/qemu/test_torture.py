@@ -136,6 +136,14 @@ class Judge(unittest.TestCase):
         self.assertEqual(torture.judge(SCEN, 0, text)[0], "guest failed")
 
 
+    def test_tsan_report_against_an_exclusive_section_is_qemus(self):
+        excl = TSAN.replace("    #1 plugin_cb ../plugins/core.c:20 (qemu-x86_64+0x2)",
+                            "    #1 plugin_cb ../plugins/core.c:20 (qemu-x86_64+0x2)\n"
+                            "    #2 process_queued_cpu_work ../cpu-common.c:370 (x+0x3)")
+        self.assertEqual(torture.judge(SCEN, 0, GOOD + excl)[0], "survived")
+        self.assertFalse(torture.tsan_reports(excl)[0][0])
+
+
 class MustPass(unittest.TestCase):
     def test_qpd_fails_even_where_upstream_fails(self):
         v = verdict(Outcome(False, "crashed 1/3"), Outcome(False, "hung 1/3"),

@@ -94,6 +94,12 @@ def sanitizer_report(text):
 # The plugin core, in either build: a TSan report with a frame here is the
 # plugin core's (a failure of that build); any other is QEMU's own, listed.
 CORE_FILES = re.compile(r"plugins/(?:core\.c|qpd-common\.c\.inc)|subprojects/qpd/")
+# Work run in QEMU's exclusive section (a reset's or uninstall's destroy
+# and done callback, async safe work): it is ordered after every vCPU's
+# cpu_exec by cpu_exec_start/end's relaxed atomics and smp_mb(), which TSan
+# does not model, so a report with such a side is QEMU's blind spot, in
+# both builds, and listed as QEMU's own.
+EXCLUSIVE = re.compile(r"\b(?:process_queued_cpu_work|start_exclusive)\b")
 
 
 def tsan_reports(text):
@@ -105,7 +111,8 @@ def tsan_reports(text):
         kind = re.sub(r" \(pid=\d+\)", "", block.splitlines()[0]).strip()
         stacks = re.split(r"\n\s*\n", block)[:2]
         sides = [" < ".join(re.findall(r"^\s*#\d+ (\S+) ", st, re.M)[:3]) for st in stacks]
-        out.append((bool(CORE_FILES.search("\n".join(stacks))),
+        both = "\n".join(stacks)
+        out.append((bool(CORE_FILES.search(both)) and not EXCLUSIVE.search(both),
                     "%s: %s" % (kind, " || ".join(x for x in sides if x))))
     return out
 
