@@ -144,6 +144,27 @@ class Judge(unittest.TestCase):
         self.assertFalse(torture.tsan_reports(excl)[0][0])
 
 
+    def test_tsan_report_on_data_published_with_a_block_is_qemus(self):
+        rep = """WARNING: ThreadSanitizer: data race (pid=1)
+  Read of size 8 at 0x1 by thread T30:
+    #0 memcpy string_fortified.h:29:10 (x+0x1)
+    #1 qemu_plugin_vcpu_mem_cb ../plugins/core.c:550:5 (x+0x1)
+    #2 cpu_loop_exec_tb ../accel/tcg/cpu-exec.c:902:10 (x+0x1)
+
+  Previous write of size 8 at 0x1 by thread T2:
+    #0 memcpy string_fortified.h:29:10 (x+0x1)
+    #1 qemu_plugin_add_dyn_cb_arr ../plugins/core.c:519:5 (x+0x1)
+    #2 tb_gen_code ../accel/tcg/translate-all.c:361:21 (x+0x1)
+    #3 cpu_exec_loop ../accel/tcg/cpu-exec.c:987:22 (x+0x1)
+    #4 cpu_loop_exec_tb ../accel/tcg/cpu-exec.c:902:10 (x+0x1)
+"""
+        self.assertFalse(torture.tsan_reports(rep)[0][0])
+        # the same data read while translating is not covered
+        self.assertTrue(torture.tsan_reports(rep.replace(
+            "#2 cpu_loop_exec_tb ../accel/tcg/cpu-exec.c:902:10 (x+0x1)\n\n",
+            "#2 tb_gen_code ../accel/tcg/translate-all.c:1 (x+0x1)\n\n"))[0][0])
+
+
 class MustPass(unittest.TestCase):
     def test_qpd_fails_even_where_upstream_fails(self):
         v = verdict(Outcome(False, "crashed 1/3"), Outcome(False, "hung 1/3"),
