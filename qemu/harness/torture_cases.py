@@ -12,7 +12,7 @@ churns (plugin-churn.c's header lists them and the invariants it checks).
 milliseconds, "{calls}" the system calls per thread of qemu/tests/syscalls.c
 (20,000; 2,000 under TSan, whose shadow stack does not unwind QEMU's
 siglongjmp out of every system call and overflows after some thousands). UPSTREAM_FAILURE names what upstream QEMU is known to do
-wrong in a scenario and REPRODUCER the section of doc/torture.md that
+wrong in a scenario and REPRODUCER the section of doc/qemu-torture.md that
 reduces it to the smallest run.
 """
 from dataclasses import dataclass, field
@@ -36,7 +36,7 @@ class Scenario:
     args: tuple                     # the guest's arguments; "{ms}" its time
     tags: frozenset = field(default_factory=frozenset)
     upstream_failure: str = None    # what upstream is known to do wrong here
-    reproducer: str = None          # doc/torture.md's section
+    reproducer: str = None          # doc/qemu-torture.md's section
 
     def argv(self, ms, calls=20000):
         return [str(a).replace("{ms}", str(ms)).replace("{calls}", str(calls))

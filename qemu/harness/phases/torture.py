@@ -24,7 +24,7 @@ counts of what the qpd build's runs churned. The verdict is results'
 rule with qpd_must_pass: the plugins are the project's own, so a qpd run
 that does not survive is a qpd failure even where upstream fails too;
 upstream's failures are listed as upstream's, with the section of
-doc/torture.md that reduces them to the smallest reproducer.
+doc/qemu-torture.md that reduces them to the smallest reproducer.
 
 Options: --seconds S (default 120; 1800 with --full), --only REGEX
 (scenario names), --ms MS (each guest's running time, default 2000; 500
@@ -228,7 +228,7 @@ class Torture:
             ctx.version, {"none": "plain", "asan": "ASan+UBSan", "tsan": "TSan"}[san],
             opts.seconds), columns=("upstream", "qpd", "qpd churned"), notes=[
                 "upstream: " + ctx.upstream.dir, "qpd: " + ctx.qpd.dir,
-                "upstream's failures reduced to the smallest reproducer: doc/torture.md",
+                "upstream's failures reduced to the smallest reproducer: doc/qemu-torture.md",
                 "logs in " + self.dir])
 
     def prepare(self, scenarios):
@@ -277,7 +277,7 @@ class Torture:
             up, qpd = (tallies[s.name][b] for b in BUILDS)
             c = qpd.counts
             churned = ", ".join("%s %s" % (k, _human(c[k])) for k in COUNTS if c.get(k))
-            known = s.upstream_failure and "%s; reproducer: doc/torture.md, %s" % (
+            known = s.upstream_failure and "%s; reproducer: doc/qemu-torture.md, %s" % (
                 s.upstream_failure, s.reproducer)
             row = self.table.compare(s.name, up.outcome(), qpd.outcome(), known=known,
                                      must_pass=True, runs={b: tallies[s.name][b].runs
