@@ -13,8 +13,9 @@ MODE
   gate       (./run qemu-gate) the instruction-count gate; options:
              --update, --repeat N, --only REGEX, --tolerance PCT, --json FILE
   torture    (./run qemu-torture) plugins that churn the core while guests
-             of many threads run, on both builds; options: --seconds S,
-             --only REGEX
+             of many threads run, on both builds, then the conformance
+             suite's multi-threaded rows on the same builds; options:
+             --seconds S, --only REGEX, --ms MS, --timeout S
   build      deps, source and the two builds only
   check-tcg, boot, user, conformance
              one phase of check; boot's and conformance's option: --only
@@ -64,10 +65,13 @@ PHASES = {
     "bench": ("bench", []),
     "gate": ("gate", []),
     "torture": ("torture", []),
+    # the conformance suite's multi-threaded rows, on the torture's builds
+    "conformance-mt": ("conformance", ["--only", "^(threads|selfreset):"]),
 }
 MODES = {"check": ["check-tcg", "boot", "user", "conformance", "perf"], "bench": ["bench"],
          "gate": ["gate"], "build": [], "check-tcg": ["check-tcg"], "boot": ["boot"],
-         "user": ["user"], "conformance": ["conformance"], "torture": ["torture"]}
+         "user": ["user"], "conformance": ["conformance"],
+         "torture": ["torture", "conformance-mt"]}
 # Options a mode passes on to its phase.
 PASS_ON = {"bench", "gate", "boot", "conformance", "torture"}
 
@@ -156,7 +160,7 @@ class Summary:
 def run_phase(ctx, name, rest):
     module, fixed = PHASES[name]
     mod = importlib.import_module(".phases." + module, __package__)
-    argv = list(fixed) + list(rest)
+    argv = list(fixed) + (list(rest) if name != "conformance-mt" else [])
     if name == "perf":
         d = ctx.phase_dir("perf")
         argv += ["--out", d, "--logdir", os.path.join(d, "logs")]
