@@ -55,11 +55,10 @@ def _log(msg):
 
 
 _FRAME = re.compile(r"^\s*#(\d+) 0x[0-9a-f]+ in (\S+)", re.M)
-_FRAME_TSAN = re.compile(r"^\s*#(\d+) (\S+) ", re.M)
 
 
 def _frames(text, start, n=3):
-    """The first N function names of the first stack after START."""
+    """The first N function names of the first ASan stack after START."""
     out = []
     for m in _FRAME.finditer(text, start):
         if m.group(1) == "0" and out:
@@ -67,13 +66,6 @@ def _frames(text, start, n=3):
         out.append(m.group(2))
         if len(out) == n:
             break
-    if not out:
-        for m in _FRAME_TSAN.finditer(text, start):
-            if m.group(1) == "0" and out:
-                break
-            out.append(m.group(2))
-            if len(out) == n:
-                break
     return " < ".join(out)
 
 
