@@ -73,8 +73,9 @@ SCENARIOS = [
              upstream_failure=_SYSCALL_RET, reproducer="syscall_ret toggle"),
     Scenario("selfreset-8", (Plugin("plugin-selfreset", "every=500", where="ours"),),
              "syscalls", (8, "{calls}"), frozenset({"ci"}),
-             upstream_failure="a reset requested while other vCPUs run crashes "
-             "10.2.2 now and then", reproducer="self-reset"),
+             upstream_failure="the reset frees the plugin's callback entries while "
+             "other vCPUs walk them in a system call (use-after-free)",
+             reproducer="self-reset"),
     Scenario("uninstall-in-syscall-8", (churn("churn-c", "tag=c,sb=1,uninstall=5000"),),
              "syscalls", (8, "{calls}"), frozenset({"ci"}),
              upstream_failure="the uninstall closes the module while other vCPUs "
