@@ -386,13 +386,22 @@ qpd_free(struct qpd *q)
  * a new one is allocated only when every guest record is lent.  The pool
  * is separate from the vCPU records, so claiming never scans those.
  */
+/*
+ * Walks the guest records while other threads may push one: loads, not
+ * CK_STACK_FOREACH's plain reads (records are never popped, and a record's
+ * next is written before the push that publishes it).
+ */
+#define GUESTS_FOREACH(q, e)                                       \
+	for ((e) = ck_pr_load_ptr(&(q)->guests.head); (e) != NULL; \
+	     (e) = ck_pr_load_ptr(&(e)->next))
+
 struct qpd_guest *
 qpd__guest_enter(struct qpd *q)
 {
 	ck_stack_entry_t *e;
 	struct qpd_guest *g;
 
-	CK_STACK_FOREACH(&q->guests, e) {
+	GUESTS_FOREACH(q, e) {
 		g = ck_stack_entry_container_guest(e);
 		if (ck_pr_load_uint(&g->lent) == 0 &&
 		    ck_pr_cas_uint(&g->lent, 0, 1))
@@ -448,7 +457,7 @@ qpd_stats_get(struct qpd *q, struct qpd_stats *st)
 	pthread_mutex_lock(&q->lock);
 	for (ev = 0; ev < QPD_EV_COUNT; ev++)
 		st->n_dispatch[ev] = qpd__vcpus_sum_dispatch(q, ev);
-	CK_STACK_FOREACH(&q->guests, e) {
+	GUESTS_FOREACH(q, e) {
 		struct qpd_guest *g = ck_stack_entry_container_guest(e);
 
 		for (ev = 0; ev < QPD_EV_COUNT; ev++)
