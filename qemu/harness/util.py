@@ -77,10 +77,12 @@ class Run:
         return self.ended() + (": " + msg[:160] if msg else "")
 
 
-def run(argv, out, timeout, env=None, cwd=None, stdin=subprocess.DEVNULL, stdout=None):
+def run(argv, out, timeout, env=None, cwd=None, stdin=subprocess.DEVNULL, stdout=None,
+        reap_group=False):
     """Run ARGV with stdout (unless STDOUT says where) and stderr to the
     file OUT, at most TIMEOUT seconds (then SIGTERM to its process group,
-    SIGKILL 10 s later)."""
+    SIGKILL 10 s later). REAP_GROUP: once ARGV has ended, SIGKILL whatever
+    is left in its process group (a forked child its crash left behind)."""
     argv = [str(a) for a in argv]
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     t0 = time.monotonic()
@@ -94,6 +96,11 @@ def run(argv, out, timeout, env=None, cwd=None, stdin=subprocess.DEVNULL, stdout
         except subprocess.TimeoutExpired:
             _kill_group(p)
             rc = None
+        if reap_group:
+            try:
+                os.killpg(p.pid, 9)
+            except ProcessLookupError:
+                pass
     if rc is not None and rc < 0:
         rc = 128 - rc
     return Run(argv, rc, time.monotonic() - t0, out)

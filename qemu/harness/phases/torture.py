@@ -11,7 +11,8 @@ One run of a build ends as one of:
   survived      exit 0, every plugin-churn copy reported from the guest's
                 main process, no invariant broken in any process
   crashed       a signal or a non-zero exit (QEMU's own message shown)
-  hung          still running after --timeout seconds
+  hung          still running after --timeout seconds (what a crashed
+                run's forked children leave behind is killed)
   asan/ubsan/tsan
                 a sanitizer's report (its kind and first frames); a TSan
                 report counts only when a frame of its two accesses is in
@@ -29,7 +30,9 @@ doc/qemu-torture.md that reduces them to the smallest reproducer.
 Options: --seconds S (default 120; 1800 with --full), --only REGEX
 (scenario names), --ms MS (each guest's running time, default 2000; 500
 under TSan, see torture_cases on its shadow stack),
---timeout S (a run's limit, default 300). Logs of runs that did not
+--timeout S (a run's limit; default the guest's time + 90 s, + 240 s
+under TSan: a run takes seconds more than its guest, at most some tens
+under ASan with 256 threads). Logs of runs that did not
 survive (and of each scenario's last run) in LOGDIR/torture.
 """
 import argparse
@@ -237,7 +240,9 @@ class Torture:
             argv += ["-plugin", build.plugin_arg(p, self.bin)]
         calls = 2000 if build.sanitize == "tsan" else 20000
         argv += [self.guests[scenario.guest]] + scenario.argv(self.opts.ms, calls)
-        r = run_command(argv, logf, self.opts.timeout, env=build.env(), cwd=self.dir)
+        timeout = self.opts.timeout or self.opts.ms / 1000 + (
+            240 if build.sanitize == "tsan" else 90)
+        r = run_command(argv, logf, timeout, env=build.env(), cwd=self.dir, reap_group=True)
         text = r.output()
         ending, detail, counts = judge(scenario, r.rc, text)
         own = [summary for in_core, summary in tsan_reports(text) if not in_core]
@@ -295,7 +300,7 @@ def run(ctx, argv):
     ap.add_argument("--seconds", type=int, default=1800 if ctx.full else 120)
     ap.add_argument("--only")
     ap.add_argument("--ms", type=int, default=500 if ctx.qpd.sanitize == "tsan" else 2000)
-    ap.add_argument("--timeout", type=int, default=300)
+    ap.add_argument("--timeout", type=int, default=0)
     opts = ap.parse_args(argv)
     scenarios = [s for s in T.SCENARIOS
                  if (ctx.full or opts.only or "ci" in s.tags)
