@@ -33,7 +33,7 @@ under TSan, see torture_cases on its shadow stack),
 --timeout S (a run's limit; default the guest's time + 90 s, + 240 s
 under TSan: a run takes seconds more than its guest, at most some tens
 under ASan with 256 threads). Logs of runs that did not
-survive (and of each scenario's last run) in LOGDIR/torture.
+survive (and of the first round) in LOGDIR/torture.
 """
 import argparse
 import collections
